@@ -1,0 +1,216 @@
+"""How a logged call becomes a small model's prompt and target, and how its output becomes a tool call.
+
+Training (`slmlab.specialize`) and evaluation (`slmlab.evaluate`) must render calls identically, so both
+use this module. Tool calls use the Hermes / Qwen convention that most open SLMs are trained on:
+
+    <tool_call>
+    {"name": "get_user_details", "arguments": {"user_id": "mia_li_3668"}}
+    </tool_call>
+
+Agent prompts are long (tau-bench: median 2.7k tokens) and small models on CPU need a budget, so
+`fit_messages` keeps what decides the next action: a trimmed system prompt, the tool list, and the latest
+turns, dropping older turns first and cutting long tool results in the middle (ids sit at the edges).
+
+Usage:
+    >>> render_tool_calls([{"name": "f", "arguments": '{"x": 1}'}])
+    '<tool_call>\\n{"name": "f", "arguments": {"x": 1}}\\n</tool_call>'
+    >>> parse_response('<tool_call>\\n{"name": "f", "arguments": {"x": 1}}\\n</tool_call>').tool_calls
+    [{'name': 'f', 'arguments': '{"x": 1}'}]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from slmlab.schema import message_text
+
+TOOL_CALL_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+
+
+def _arguments_obj(arguments: Any) -> Any:
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError:
+            return arguments
+    return arguments if arguments is not None else {}
+
+
+def render_tool_calls(tool_calls: list[dict[str, Any]]) -> str:
+    """Render `[{"name", "arguments"}]` (arguments a JSON string or object) as `<tool_call>` blocks."""
+    blocks = []
+    for call in tool_calls:
+        payload = {"name": call.get("name"), "arguments": _arguments_obj(call.get("arguments"))}
+        blocks.append("<tool_call>\n" + json.dumps(payload, ensure_ascii=False) + "\n</tool_call>")
+    return "\n".join(blocks)
+
+
+def render_target(response_text: str | None, tool_calls: list[dict[str, Any]] | None) -> str:
+    """The assistant turn a model should produce: its tool calls if any, else its text."""
+    if tool_calls:
+        return render_tool_calls(tool_calls)
+    return response_text or ""
+
+
+@dataclass
+class ParsedResponse:
+    """A model's output split into text and tool calls (arguments as canonical JSON strings)."""
+
+    text: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    valid_json: bool = True
+
+
+def parse_response(output: str) -> ParsedResponse:
+    """Split generated text into plain text and `<tool_call>` blocks.
+
+    A block whose JSON does not parse is kept as a tool call named None with `valid_json=False`, so the
+    evaluator can count invalid JSON instead of mistaking it for a text answer.
+    """
+    calls: list[dict[str, Any]] = []
+    valid = True
+    for match in TOOL_CALL_RE.finditer(output):
+        body = match.group(1).strip()
+        try:
+            obj = json.loads(body)
+            name = obj.get("name") if isinstance(obj, dict) else None
+            args = obj.get("arguments", {}) if isinstance(obj, dict) else {}
+            args = _arguments_obj(args)
+            calls.append({"name": name, "arguments": json.dumps(args, ensure_ascii=False, sort_keys=True)})
+        except (json.JSONDecodeError, AttributeError):
+            valid = False
+            calls.append({"name": None, "arguments": body})
+    text = TOOL_CALL_RE.sub("", output).strip()
+    return ParsedResponse(text=text, tool_calls=calls, valid_json=valid)
+
+
+def tool_signatures(tools: list[dict[str, Any]] | None) -> str:
+    """A compact one-line-per-tool listing of OpenAI tool schemas: `name(arg1, arg2?): description`."""
+    lines = []
+    for tool in tools or []:
+        fn = tool.get("function", tool)
+        params = (fn.get("parameters") or {}).get("properties") or {}
+        required = set((fn.get("parameters") or {}).get("required") or [])
+        args = ", ".join(p if p in required else p + "?" for p in params)
+        desc = (fn.get("description") or "").split("\n")[0][:120]
+        lines.append(f"{fn.get('name')}({args}): {desc}".rstrip(": "))
+    return "\n".join(lines)
+
+
+def tools_from_calls(tool_calls_json: list[str | None]) -> list[dict[str, Any]]:
+    """Infer OpenAI-style tool schemas from logged tool calls, for logs that do not store the schemas.
+
+    Each tool gets the argument names seen in any call; arguments present in every call are required.
+    """
+    seen: dict[str, dict[str, int]] = {}
+    counts: dict[str, int] = {}
+    for raw in tool_calls_json:
+        for call in json.loads(raw) if raw else []:
+            name = call.get("name")
+            if not name:
+                continue
+            counts[name] = counts.get(name, 0) + 1
+            args = _arguments_obj(call.get("arguments"))
+            for key in args if isinstance(args, dict) else []:
+                seen.setdefault(name, {})[key] = seen.setdefault(name, {}).get(key, 0) + 1
+            seen.setdefault(name, {})
+    tools = []
+    for name in sorted(seen):
+        props = {k: {"type": "string"} for k in seen[name]}
+        required = [k for k, n in seen[name].items() if n == counts[name]]
+        tools.append(
+            {"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": props, "required": required}}}
+        )
+    return tools
+
+
+def _middle_cut(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    half = max_chars // 2
+    return text[:half] + " …[cut]… " + text[-half:]
+
+
+def _to_plain(message: dict[str, Any], max_chars: int) -> dict[str, str]:
+    """One logged message as a `{role, content}` pair any chat template accepts."""
+    role = message.get("role", "user")
+    text = message_text(message)
+    if role == "assistant" and message.get("tool_calls"):
+        calls = [
+            {"name": (c.get("function") or c).get("name"), "arguments": (c.get("function") or c).get("arguments")}
+            for c in message["tool_calls"]
+        ]
+        text = (text + "\n" if text else "") + render_tool_calls(calls)
+    elif role == "assistant" and message.get("function_call"):
+        text = (text + "\n" if text else "") + render_tool_calls([message["function_call"]])
+    if role in ("tool", "function"):
+        name = message.get("name")
+        text = f"<tool_response{' name=' + json.dumps(name) if name else ''}>\n{_middle_cut(text, max_chars)}\n</tool_response>"
+        role = "user"
+    elif role not in ("system", "user", "assistant"):
+        role = "user"
+    return {"role": role, "content": text}
+
+
+@dataclass(frozen=True)
+class PromptBudget:
+    """Limits that keep a long agent prompt inside a small model's context on CPU.
+
+    Attributes:
+        max_system_chars: system prompt beyond this is cut in the middle (policies are long and repetitive).
+        max_message_chars: a tool result or message beyond this is cut in the middle.
+        max_turns: keep at most this many latest non-system messages.
+        max_tokens: drop the oldest kept turns until the rendered prompt fits (needs a tokenizer).
+    """
+
+    max_system_chars: int = 1200
+    max_message_chars: int = 1200
+    max_turns: int = 6
+    max_tokens: int = 1024
+
+
+def fit_messages(
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
+    budget: PromptBudget | None = None,
+    tokenizer: Any = None,
+) -> list[dict[str, str]]:
+    """Reduce a logged prompt to plain `{role, content}` messages that fit the budget.
+
+    The system message keeps its head and tail plus the tool list; the latest `max_turns` turns are kept,
+    and with a tokenizer the oldest kept turns are dropped until the prompt fits `max_tokens`.
+    The result always starts with a system message and ends with the latest turn.
+    """
+    budget = budget or PromptBudget()
+    system = [m for m in messages if m.get("role") == "system"]
+    rest = [m for m in messages if m.get("role") != "system"]
+    sys_text = _middle_cut("\n".join(message_text(m) for m in system), budget.max_system_chars)
+    listing = tool_signatures(tools)
+    if listing:
+        sys_text = (sys_text + "\n\n" if sys_text else "") + (
+            "You can call these tools. To call one, answer with "
+            '<tool_call>{"name": ..., "arguments": {...}}</tool_call>\n' + listing
+        )
+    turns = [_to_plain(m, budget.max_message_chars) for m in rest[-budget.max_turns :]] if budget.max_turns else []
+    head = [{"role": "system", "content": sys_text}]
+    if tokenizer is None:
+        return head + turns
+    while len(turns) > 1 and count_prompt_tokens(head + turns, tokenizer) > budget.max_tokens:
+        turns = turns[1:]
+    return head + turns
+
+
+def count_prompt_tokens(messages: list[dict[str, str]], tokenizer: Any) -> int:
+    """Tokens of `messages` rendered with the tokenizer's chat template and a generation prompt."""
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(ids, dict) or hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    return len(ids)
+
+
+def render_prompt(messages: list[dict[str, str]], tokenizer: Any) -> str:
+    """The prompt text for a fitted message list, with the assistant generation prompt appended."""
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)

@@ -1,0 +1,79 @@
+"""Shared settings: where runs and caches live, the smoke switch, seeding, and optional-dependency errors.
+
+Usage:
+    >>> from slmlab.config import home_dir, is_smoke
+    >>> home_dir().name != ""
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import random
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+# The repository root when slmlab runs from a checkout (notebooks, tests), used to find bundled data.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def home_dir() -> Path:
+    """Where caches (converted models, embeddings) and run outputs go.
+
+    `SLMLAB_HOME` if set, else `./runs` inside a checkout (git-ignored), else `~/.cache/slmlab`.
+    """
+    env = os.environ.get("SLMLAB_HOME")
+    if env:
+        path = Path(env).expanduser()
+    elif (REPO_ROOT / "pyproject.toml").exists():
+        path = REPO_ROOT / "runs"
+    else:
+        path = Path("~/.cache/slmlab").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir(kind: str) -> Path:
+    """A sub-folder of the cache for one kind of artefact (`models`, `embeddings`, `generations`)."""
+    path = home_dir() / "cache" / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def is_smoke() -> bool:
+    """True under the smoke switch (`SLMLAB_SMOKE=1`): tiny models, few steps, few hundred calls."""
+    return os.environ.get("SLMLAB_SMOKE", "0").lower() in ("1", "true", "yes")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and (if imported or installed) torch, for repeatable runs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.manual_seed(seed)
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency is missing; the message names the exact install command."""
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import `module` or raise an error naming `pip install "slmlab[extra]"`.
+
+    Example:
+        >>> require("json", "core").__name__
+        'json'
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{module!r} is not installed; it is needed here. Install it with: pip install \"slmlab[{extra}]\""
+        ) from exc
