@@ -94,9 +94,15 @@ ARTEFACTS = {
     "eval": "eval.parquet",  # 07 evaluate: per-call scores
     "router": "router",  # 07 route: fitted router
     "replay": "replay.parquet",  # 07 route: logged calls replayed through the router
-    "savings": "savings.parquet",  # 08 savings
+    "savings": "savings.parquet",  # 08 savings: per-call costs before/after
+    "savings_total": "savings.json",  # 08 savings: totals, break-even and assumptions
     "report": "report.html",  # slmlab run: the HTML report
 }
+
+
+def default_run() -> str:
+    """The run name notebooks use: `SLMLAB_RUN` (set by `slmlab run`), else "demo"."""
+    return os.environ.get("SLMLAB_RUN", "demo")
 
 
 def run_dir(run: str = "demo") -> Path:
