@@ -532,3 +532,28 @@ class SavingsDashboard:
                 target.add_traces(list(fig.data))
                 target.layout = fig.layout
         return self.result
+
+
+def save_savings(result: SavingsResult, run: str = "demo", quality: float | None = None) -> tuple[str, str]:
+    """Write the per-call costs (`artefact("savings")`) and the totals with assumptions (`savings_total`).
+
+    Args:
+        result: from `compute_savings`.
+        run: run folder name.
+        quality: agreement with the LLM on the calls routed to SLMs, shown in the report's headline.
+    """
+    import json
+
+    from slmlab.config import artefact
+
+    per_call_path, total_path = artefact("savings", run), artefact("savings_total", run)
+    result.per_call.write_parquet(per_call_path)
+    payload = {
+        "total": result.total,
+        "break_even_calls_per_month": result.break_even_calls_per_month,
+        "assumptions": result.assumptions,
+    }
+    if quality is not None:
+        payload["quality"] = quality
+    total_path.write_text(json.dumps(payload, indent=1, default=str))
+    return str(per_call_path), str(total_path)
