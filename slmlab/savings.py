@@ -557,3 +557,47 @@ def save_savings(result: SavingsResult, run: str = "demo", quality: float | None
         payload["quality"] = quality
     total_path.write_text(json.dumps(payload, indent=1, default=str))
     return str(per_call_path), str(total_path)
+
+
+def load_routed_calls(run: str = "demo") -> pl.DataFrame:
+    """The calls of a run with a `routed_to` column, ready for `compute_savings`.
+
+    Uses the router replay of notebook 07 (`artefact("replay")`) joined to the clustered call table for
+    tokens, costs, agents and timestamps; without a replay, the clusters accepted in the labeller
+    (`artefact("labels")`) go to the SLM.
+    """
+    from slmlab.config import artefact
+
+    clustered_path = artefact("clustered", run)
+    if not clustered_path.exists():
+        raise FileNotFoundError(f"{clustered_path} is missing: run notebooks 01-03 (or `slmlab run`) first")
+    calls = pl.read_parquet(clustered_path)
+    replay_path = artefact("replay", run)
+    if replay_path.exists():
+        replay = pl.read_parquet(replay_path)
+        extra = [c for c in replay.columns if c == "call_id" or c not in calls.columns]
+        return calls.join(replay.select(extra), on="call_id", how="inner")
+    swap: list[int] = []
+    labels_path = artefact("labels", run)
+    if labels_path.exists():
+        from slmlab.label import LabelSession
+
+        session = LabelSession.load(labels_path, calls)
+        calls = session.apply(calls)
+        swap = session.clusters.filter(pl.col("status") == "slm_candidate")["cluster"].to_list()
+    return calls.with_columns(
+        pl.when(pl.col("cluster").is_in(swap)).then(pl.lit("slm")).otherwise(pl.lit("llm")).alias("routed_to")
+    )
+
+
+def swapped_clusters(calls: pl.DataFrame) -> list[int]:
+    """Clusters with at least one call routed to the SLM."""
+    return sorted(calls.filter(pl.col("routed_to") == "slm")["cluster"].unique().to_list())
+
+
+def routed_quality(calls: pl.DataFrame, column: str = "agreement") -> float | None:
+    """Mean agreement with the LLM over the calls routed to the SLM, where the replay measured it."""
+    if column not in calls.columns:
+        return None
+    vals = calls.filter(pl.col("routed_to") == "slm")[column].drop_nulls()
+    return float(vals.mean()) if vals.len() else None
