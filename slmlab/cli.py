@@ -5,6 +5,7 @@ Usage:
     slmlab ingest LOGS... --out calls.parquet
     slmlab profile calls.parquet
     slmlab report --run demo
+    slmlab export bundle/ --run demo
 """
 
 from __future__ import annotations
@@ -76,6 +77,18 @@ def run(
         failed = next(s for s in res.steps if s.status == "failed")
         typer.echo(f"FAILED in {failed.notebook}:\n{failed.error}", err=True)
         raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    out: Path = typer.Argument(Path("bundle"), help="bundle folder to write"),
+    run_name: str = typer.Option("demo", "--run", help="run folder name"),
+    merge: bool = typer.Option(False, help="also write merged full weights per adapter"),
+) -> None:
+    """Write the fitted router, per-cluster adapters, a vLLM multi-LoRA serve script and a README."""
+    from slmlab.export import export_bundle
+
+    typer.echo(str(export_bundle(run_name, out, merge=merge)))
 
 
 @app.command()

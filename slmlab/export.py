@@ -1,0 +1,142 @@
+"""Hand-off to production: a self-contained bundle of the fitted router and the per-cluster adapters.
+
+`export_bundle(run, out)` writes:
+
+    bundle/
+      bundle.json          manifest: base model per cluster, adapter names, LLM fallback, slmlab version
+      router/              the fitted router (config + state), loadable without notebooks
+      adapters/cluster_N/  one LoRA adapter per swapped cluster (merged weights on request)
+      serve_vllm.sh        one vLLM server with every adapter (multi-LoRA), OpenAI-compatible
+      README.md            what is inside and how to route a call
+
+`load_bundle(path)` gives back the manifest and the router in a fresh process.
+
+Usage:
+    >>> from slmlab.export import export_bundle, load_bundle
+    >>> path = export_bundle("demo", "bundle")  # doctest: +SKIP
+    >>> manifest, router = load_bundle(path)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from slmlab import __version__
+from slmlab.config import artefact
+
+
+def _adapter_dirs(run: str) -> dict[str, Path]:
+    root = artefact("adapters", run)
+    if not root.exists():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "adapter_config.json").exists()}
+
+
+def _base_model(adapter: Path) -> str:
+    for name in ("slmlab_adapter.json", "adapter_config.json"):
+        cfg_path = adapter / name
+        if cfg_path.exists():
+            cfg = json.loads(cfg_path.read_text())
+            base = cfg.get("base_model") or cfg.get("base_model_name_or_path")
+            if base:
+                return str(base)
+    return "unknown"
+
+
+def serve_command(
+    adapters: dict[str, str], base_model: str, port: int = 8000, max_lora_rank: int = 64
+) -> str:
+    """A vLLM command that serves `base_model` with every adapter as a named LoRA module."""
+    modules = " ".join(f"{name}=adapters/{name}" for name in adapters)
+    return (
+        f"vllm serve {base_model} --port {port} --enable-lora --max-loras {max(len(adapters), 1)} "
+        f"--max-lora-rank {max_lora_rank}" + (f" --lora-modules {modules}" if modules else "")
+    )
+
+
+def export_bundle(run: str = "demo", out: str | Path = "bundle", merge: bool = False) -> Path:
+    """Write the router, adapters, serve script and README of a run into `out`.
+
+    Args:
+        run: the run folder whose artefacts (router, adapters) to export.
+        out: the bundle folder (replaced if it exists).
+        merge: also write merged full weights per adapter (`merged/cluster_N`), for servers without LoRA.
+
+    Raises:
+        FileNotFoundError: when the run has no fitted router (run notebook 07 first).
+    """
+    out = Path(out)
+    router_dir = artefact("router", run)
+    if not router_dir.exists():
+        raise FileNotFoundError(f"{router_dir} is missing: fit the router (notebook 07) before exporting")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    shutil.copytree(router_dir, out / "router")
+    adapters = _adapter_dirs(run)
+    bases = {name: _base_model(path) for name, path in adapters.items()}
+    for name, path in adapters.items():
+        shutil.copytree(
+            path, out / "adapters" / name, ignore=shutil.ignore_patterns("checkpoint-*", "optimizer.pt")
+        )
+        if merge:
+            from slmlab.specialize import merge_and_save
+
+            merge_and_save(path, out / "merged" / name)
+    base_models = sorted(set(bases.values()))
+    scripts = [serve_command({n: "" for n, b in bases.items() if b == base}, base) for base in base_models]
+    (out / "serve_vllm.sh").write_text(
+        "#!/usr/bin/env bash\n# One server per base model; each adapter is a model name.\n"
+        + "\n".join(scripts)
+        + "\n"
+    )
+    (out / "serve_vllm.sh").chmod(0o755)
+    manifest = {
+        "slmlab_version": __version__,
+        "run": run,
+        "router": "router",
+        "adapters": {name: {"path": f"adapters/{name}", "base_model": bases[name]} for name in adapters},
+        "serve": scripts,
+    }
+    (out / "bundle.json").write_text(json.dumps(manifest, indent=1))
+    (out / "README.md").write_text(_readme(manifest))
+    return out
+
+
+def _readme(manifest: dict[str, Any]) -> str:
+    rows = "\n".join(f"| {n} | {a['base_model']} | `{a['path']}` |" for n, a in manifest["adapters"].items())
+    return f"""# slmlab bundle (run `{manifest["run"]}`, slmlab {manifest["slmlab_version"]})
+
+A fitted router that sends each live agent call either to a small fine-tuned model (one LoRA adapter
+per sub-task cluster) or back to the LLM, using only the prompt.
+
+| adapter | base model | path |
+|---|---|---|
+{rows or "| (none) | | |"}
+
+## Serve the adapters
+```bash
+{chr(10).join(manifest["serve"])}
+```
+Each adapter is then a model name on the OpenAI-compatible endpoint (`model="cluster_3"`).
+
+## Route a call
+```python
+from slmlab.export import load_bundle
+manifest, router = load_bundle("path/to/bundle")
+routed = router.route(calls)   # calls: the canonical call table (prompt columns are enough)
+routed.select("call_id", "routed_to", "cluster")
+```
+"""
+
+
+def load_bundle(path: str | Path) -> tuple[dict[str, Any], Any]:
+    """Read a bundle's manifest and load its router (`slmlab.route.load_router`)."""
+    from slmlab.route import load_router
+
+    path = Path(path)
+    manifest = json.loads((path / "bundle.json").read_text())
+    return manifest, load_router(path / manifest["router"])
