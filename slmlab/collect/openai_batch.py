@@ -1,0 +1,118 @@
+"""Reader `openai_batch`: OpenAI Batch API output files joined with their input files by `custom_id`.
+
+Input lines: `{"custom_id", "method", "url", "body": {model, messages, tools}}`; output lines:
+`{"id", "custom_id", "response": {"status_code", "body": <chat completion>}, "error"}`. Give the output
+file; its input is found (1) among the other paths of the same `ingest` call, else (2) beside it in the same
+folder (any `*.jsonl` whose first line is a batch request). Input files are companions: they yield no
+records of their own when their output is present; an input file without any output file is quarantined
+as a whole (one record: "no output file"). An output line whose `custom_id` has no input line is
+quarantined. A failed request (`error`, or status >= 400) becomes an error call.
+
+Usage:
+    >>> from slmlab.collect import ingest
+    >>> ingest(["batch_input.jsonl", "batch_output.jsonl"]).summary  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from slmlab.collect.base import (
+    BadRecord,
+    Context,
+    Reader,
+    Record,
+    first_json,
+    iter_jsonl,
+    read_head,
+    register_reader,
+)
+from slmlab.collect.openai import chat_completion_row
+
+
+def _kind(path: Path) -> str | None:
+    rec = first_json(read_head(path))
+    if not isinstance(rec, dict) or "custom_id" not in rec:
+        return None
+    if "body" in rec and "method" in rec:
+        return "input"
+    if "response" in rec or "error" in rec:
+        return "output"
+    return None
+
+
+class OpenAIBatchReader(Reader):
+    """Batch API output lines joined with their requests."""
+
+    name = "openai_batch"
+    priority = 30
+    description = "OpenAI Batch API output (+ input) JSONL, joined by custom_id"
+
+    def sniff(self, path: Path, head: str) -> bool:
+        rec = first_json(head)
+        return isinstance(rec, dict) and "custom_id" in rec and ("body" in rec or "response" in rec)
+
+    def _inputs(self, ctx: Context) -> list[Path]:
+        cands = [p for p in ctx.all_paths if p != ctx.path]
+        cands += sorted(p for p in ctx.path.parent.glob("*.jsonl") if p != ctx.path and p not in cands)
+        return [p for p in cands if _kind(p) == "input"]
+
+    def records(self, ctx: Context) -> Iterator[Record]:
+        kind = _kind(ctx.path)
+        if kind == "input":
+            outputs = [p for p in ctx.all_paths if p != ctx.path and _kind(p) == "output"]
+            outputs += [
+                p for p in ctx.path.parent.glob("*.jsonl") if p not in outputs and _kind(p) == "output"
+            ]
+            if outputs:
+                return  # a companion of an output file: read through the join
+            raise BadRecord("batch input file without an output file (pass the output file too)")
+        # Index input lines by custom_id as (file, byte offset): the requests are read back on demand,
+        # so a batch of 50k long prompts is not held in memory twice.
+        index: dict[str, tuple[Path, int]] = {}
+        for p in self._inputs(ctx):
+            with open(p, "rb") as f:
+                offset = 0
+                for raw in f:
+                    try:
+                        cid = json.loads(raw).get("custom_id")
+                    except (ValueError, AttributeError):
+                        cid = None
+                    if cid is not None:
+                        index.setdefault(str(cid), (p, offset))
+                    offset += len(raw)
+        ctx.state["index"] = index
+        yield from iter_jsonl(ctx.path)
+
+    def calls(self, record: Any, ctx: Context, line: int) -> list[dict[str, Any]]:
+        if not isinstance(record, dict):
+            raise BadRecord(f"line is a JSON {type(record).__name__}, expected an object")
+        cid = record.get("custom_id")
+        if cid is None:
+            raise BadRecord("missing custom_id")
+        where = ctx.state["index"].get(str(cid))
+        if where is None:
+            raise BadRecord(
+                f"no batch input line for custom_id {cid!r} (pass the input file or put it beside)"
+            )
+        with open(where[0], "rb") as f:
+            f.seek(where[1])
+            request = json.loads(f.readline()).get("body")
+        resp = record.get("response") if isinstance(record.get("response"), dict) else None
+        body = resp.get("body") if resp else None
+        status = resp.get("status_code") if resp else None
+        err = record.get("error")
+        if isinstance(status, int) and status >= 400:
+            err = err or (body.get("error") if isinstance(body, dict) else None) or f"status_code {status}"
+            body = None
+        wrapper = {"error": err, "metadata": {"custom_id": cid, "batch_request_id": record.get("id")}}
+        row = chat_completion_row(request, body, wrapper)
+        row["call_id"] = row["call_id"] if row["call_id"] and body else f"batch:{cid}"
+        row["session_id"] = f"batch:{cid}"
+        return [row]
+
+
+register_reader(OpenAIBatchReader)
