@@ -37,8 +37,13 @@ def home_dir() -> Path:
 
 
 def cache_dir(kind: str) -> Path:
-    """A sub-folder of the cache for one kind of artefact (`models`, `embeddings`, `generations`)."""
-    path = home_dir() / "cache" / kind
+    """A sub-folder of the cache for one kind of artefact (`models`, `embeddings`, `generations`).
+
+    The cache lives in `SLMLAB_CACHE` if set, else `SLMLAB_HOME/cache`; keeping it separate lets many
+    run homes (tests, experiments) share converted models and embeddings.
+    """
+    root = Path(os.environ["SLMLAB_CACHE"]).expanduser() if os.environ.get("SLMLAB_CACHE") else home_dir() / "cache"
+    path = root / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
 

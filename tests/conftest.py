@@ -13,6 +13,7 @@ SHARED_LOGS = REPO.parent / "shared" / "data" / "agent-logs"
 # Keep test caches out of the developer's own SLMLAB_HOME, but share them across the session (model
 # conversion, embeddings) so expensive artefacts are built once per test run.
 os.environ.setdefault("SLMLAB_HOME", str(REPO / ".slmlab" / "test-home"))
+os.environ.setdefault("SLMLAB_CACHE", str(REPO / ".slmlab" / "test-home" / "cache"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
