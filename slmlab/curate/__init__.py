@@ -1,0 +1,78 @@
+"""Step 2, curate: redact personal data and secrets, pseudonymize consistently, hash ids, filter, audit.
+
+Usage:
+    >>> from slmlab.curate import curate, CurateConfig, make_planted_corpus
+    >>> calls, planted = make_planted_corpus(n_values=40, seed=0)
+    >>> res = curate(calls, CurateConfig(salt="team-salt"))
+    >>> find_leaks(res.calls, planted.filter(pl.col("secret"))).height
+    0
+"""
+
+import polars as pl  # noqa: F401  (used by the docstring example)
+
+from slmlab.curate.core import (
+    AUDIT_SCHEMA,
+    DROPPED_SCHEMA,
+    CurateConfig,
+    CurateResult,
+    audit_summary,
+    before_after,
+    curate,
+    default_salt,
+    plot_curation,
+)
+from slmlab.curate.filters import (
+    add_facing,
+    empty_mask,
+    error_mask,
+    exact_duplicate_mask,
+    near_duplicate_mask,
+    too_long_mask,
+)
+from slmlab.curate.planted import KINDS, SECRET_TYPES, find_leaks, make_planted_corpus
+from slmlab.curate.redact import (
+    PatternRedactor,
+    PresidioRedactor,
+    Pseudonymizer,
+    Redactor,
+    Span,
+    hash_id,
+    iban_ok,
+    luhn_ok,
+    redact_text,
+    select_redactor,
+    shannon_entropy,
+)
+
+__all__ = [
+    "AUDIT_SCHEMA",
+    "DROPPED_SCHEMA",
+    "KINDS",
+    "SECRET_TYPES",
+    "CurateConfig",
+    "CurateResult",
+    "PatternRedactor",
+    "PresidioRedactor",
+    "Pseudonymizer",
+    "Redactor",
+    "Span",
+    "add_facing",
+    "audit_summary",
+    "before_after",
+    "curate",
+    "default_salt",
+    "empty_mask",
+    "error_mask",
+    "exact_duplicate_mask",
+    "find_leaks",
+    "hash_id",
+    "iban_ok",
+    "luhn_ok",
+    "make_planted_corpus",
+    "near_duplicate_mask",
+    "plot_curation",
+    "redact_text",
+    "select_redactor",
+    "shannon_entropy",
+    "too_long_mask",
+]
