@@ -81,6 +81,9 @@ def normalize_model(name: str) -> str:
     n = name.strip().lower()
     for prefix in (
         "openai/",
+        "meta/",
+        "together/",
+        "groq/",
         "anthropic/",
         "google/",
         "models/",

@@ -1,0 +1,247 @@
+"""Readers on spec-shaped fixtures, the quarantine contract on bad input, streaming to parquet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from slmlab.collect import READERS, UnknownFormatError, detect_format, ingest, register_reader
+from slmlab.collect.base import Reader
+from slmlab.schema import parse_messages, parse_tool_calls, validate_calls
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "logs"
+
+
+def words(texts):
+    """A real (if crude) tokenizer for tests that must not load a model: whitespace words."""
+    return [len(t.split()) for t in texts]
+
+
+def run(paths, tmp_path, **kw):
+    kw.setdefault("tokenizer", words)
+    return ingest(paths, quarantine=tmp_path / "q.jsonl", **kw)
+
+
+@pytest.mark.parametrize(
+    ("folder", "calls", "skipped", "tools"),
+    [
+        ("openai", 5, 0, ["get_weather", None, None, "search_flights", None]),
+        ("openai_batch", 3, 0, [None, "get_weather", None]),
+        ("otel_genai", 2, 2, ["get_weather", None]),
+        ("openinference", 2, 1, ["get_weather", None]),
+        ("langfuse", 2, 1, ["get_weather", None]),
+        ("langsmith", 2, 1, ["get_weather", None]),
+    ],
+)
+def test_fixture_formats(tmp_path, folder, calls, skipped, tools):
+    res = run(FIX / folder, tmp_path)
+    s = res.summary
+    assert (s.calls, s.skipped, s.quarantined) == (calls, skipped, 0), res.quarantined()
+    assert s.read == s.ingested + s.quarantined
+    assert set(s.formats) == {folder}
+    df = validate_calls(res.calls)
+    assert df["tool_name"].to_list() == tools
+    assert (df["source_format"] == folder).all()
+    for row in df.iter_rows(named=True):
+        msgs = parse_messages(row["messages"])
+        assert msgs and all("role" in m for m in msgs)
+        for tc in parse_tool_calls(row["response_tool_calls"]):
+            assert isinstance(tc["arguments"], str) and isinstance(json.loads(tc["arguments"]), dict)
+        assert (row["response_text"] is not None) or row["n_tool_calls"] > 0 or row["status"] == "error"
+
+
+def test_openai_columns(tmp_path):
+    df = run(FIX / "openai" / "calls.jsonl", tmp_path).calls
+    first = df.row(0, named=True)
+    assert (
+        first["call_id"] == "chatcmpl-001" and first["session_id"] == "s-0001" and first["agent"] == "planner"
+    )
+    assert (first["input_tokens"], first["cached_input_tokens"], first["output_tokens"]) == (120, 64, 18)
+    assert first["latency_ms"] == 812.5 and first["tokens_estimated"] is False
+    assert first["cost_estimated"] is True and first["cost_usd"] == pytest.approx(
+        (56 * 2.5 + 64 * 1.25 + 18 * 10) / 1e6
+    )
+    assert json.loads(first["tools"])[0]["function"]["name"] == "get_weather"
+    assert df["step"].to_list()[:2] == [0, 1]
+    err = df.row(2, named=True)
+    assert err["status"] == "error" and "Rate limit" in err["error"] and err["latency_ms"] == 250.0
+    fly = df.row(3, named=True)  # Data Flywheel document: workload_id, client_id, parsed arguments
+    assert fly["task_label"] == "flight_search" and json.loads(fly["metadata"])["client_id"] == "travel-app"
+    assert parse_tool_calls(fly["response_tool_calls"])[0]["arguments"] == '{"to":"Rome"}'
+    assert fly["response_text"] is None  # "" next to a tool call is no text answer
+    assert parse_messages(fly["messages"])[0]["content"][0]["type"] == "text"  # multimodal parts kept
+    last = df.row(4, named=True)
+    assert last["cost_usd"] == 0.00002 and last["cost_estimated"] is False  # logged cost kept
+    assert last["output_tokens"] == 1 and last["tokens_estimated"] is True  # no usage: counted
+
+
+def test_otel_events_and_attributes_agree(tmp_path):
+    df = run(FIX / "otel_genai", tmp_path).calls
+    new, old = df.row(0, named=True), df.row(1, named=True)
+    assert [m["role"] for m in parse_messages(new["messages"])] == ["system", "user"]
+    assert [m["role"] for m in parse_messages(old["messages"])] == ["system", "user", "assistant", "tool"]
+    assert old["response_text"] == "It is 14 °C in Paris." and old["finish_reason"] == "stop"
+    assert new["parent_id"] == "eee19b7ec3c1b174" and new["session_id"] == "conv-1"
+    assert new["latency_ms"] == pytest.approx(812.5)
+
+
+def test_langsmith_lc_messages(tmp_path):
+    df = run(FIX / "langsmith", tmp_path).calls
+    a, b = df.row(0, named=True), df.row(1, named=True)
+    assert [m["role"] for m in parse_messages(a["messages"])] == ["system", "user"]
+    assert a["cached_input_tokens"] == 64 and a["cost_usd"] == 0.00048 and a["agent"] == "planner"
+    msgs = parse_messages(b["messages"])
+    assert [m["role"] for m in msgs] == ["user", "assistant", "tool"]
+    assert msgs[1]["tool_calls"][0]["function"]["name"] == "get_weather"
+
+
+def test_batch_needs_its_input(tmp_path):
+    out = FIX / "openai_batch" / "batch_output.jsonl"
+    d = tmp_path / "alone"
+    d.mkdir()
+    (d / "out.jsonl").write_bytes(out.read_bytes())
+    res = run(d / "out.jsonl", tmp_path)
+    assert res.summary.quarantined == 3 and res.summary.calls == 0
+    assert "no batch input line for custom_id 'req-1'" in res.quarantined()[0]["reason"]
+    (d / "in.jsonl").write_bytes((FIX / "openai_batch" / "batch_input.jsonl").read_bytes())
+    assert run([d / "out.jsonl"], tmp_path).summary.calls == 3  # found beside the output
+    inp = tmp_path / "in_only"
+    inp.mkdir()
+    (inp / "in.jsonl").write_bytes((FIX / "openai_batch" / "batch_input.jsonl").read_bytes())
+    res = run(inp, tmp_path)
+    assert res.summary.quarantined == 1 and "without an output file" in res.quarantined()[0]["reason"]
+
+
+def test_detect_format_and_unknown(tmp_path):
+    assert detect_format(FIX / "openai" / "calls.jsonl") == "openai"
+    assert detect_format(FIX / "langfuse" / "observations.json") == "langfuse"
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text('{"hello": "world"}\n')
+    with pytest.raises(UnknownFormatError) as exc:
+        run(odd, tmp_path)
+    for name in READERS:
+        assert name in str(exc.value)
+    with pytest.raises(KeyError, match="unknown log format"):
+        run(odd, tmp_path, format="nope")
+
+
+def _openai_line(i: int, **over) -> str:
+    rec = {
+        "request": {"model": "gpt-4o", "messages": [{"role": "user", "content": f"q{i}"}]},
+        "response": {
+            "id": f"c{i}",
+            "model": "gpt-4o",
+            "choices": [{"message": {"content": f"a{i}"}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 2},
+        },  # fmt: skip
+    }
+    rec.update(over)
+    return json.dumps(rec)
+
+
+def test_bad_input_is_quarantined_never_dropped(tmp_path):
+    lines = [
+        _openai_line(0),
+        _openai_line(1)[:-20],  # truncated JSON
+        _openai_line(2, request={"model": "gpt-4o", "messages": 3}),  # wrong type
+        _openai_line(3, request={"model": "gpt-4o"}),  # no messages
+        json.dumps({"request": {"model": "gpt-4o", "messages": []}}),  # no response, no error
+        _openai_line(5, response={"id": "c5", "choices": "x"}),  # wrong type
+        _openai_line(0),  # duplicate call id
+        "[1, 2]",  # not an object
+        _openai_line(
+            8, response={"id": "c8", "choices": [{"message": {"content": "x" * 10_000_000}}]}
+        ),  # 10 MB field
+        _openai_line(9),
+    ]
+    path = tmp_path / "bad.jsonl"
+    data = (
+        "\n".join(lines).encode()
+        + b"\n"
+        + _openai_line(10).encode()[:40]
+        + b"\xff\xfe"
+        + b"\n"
+        + _openai_line(11).encode()
+    )
+    path.write_bytes(data)
+    res = run(path, tmp_path, format="openai")
+    s = res.summary
+    assert (s.read, s.ingested, s.quarantined, s.calls) == (12, 4, 8, 4)
+    assert res.calls["call_id"].to_list() == ["c0", "c8", "c9", "c11"]
+    assert len(res.calls.filter(pl.col("call_id") == "c8")["response_text"][0]) == 10_000_000
+    q = res.quarantined()
+    assert [e["line"] for e in q] == [2, 3, 4, 5, 6, 7, 8, 11]
+    reasons = [e["reason"] for e in q]
+    assert all(r.startswith(f"{path}:{e['line']}: ") for r, e in zip(reasons, q, strict=True))
+    for needle, r in zip(
+        ["invalid JSON", "messages is int", "missing request.messages", "no response", "no choices", "duplicate call_id 'c0'",
+         "expected an object", "not valid UTF-8"], reasons, strict=True):  # fmt: skip
+        assert needle in r, (needle, r)
+    assert all(set(e) == {"source_file", "line", "reason", "raw"} for e in q)
+
+
+def test_empty_and_blank_files(tmp_path):
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    res = run(tmp_path / "empty.jsonl", tmp_path, format="openai")
+    assert (res.summary.read, res.summary.calls) == (0, 0)
+    validate_calls(res.calls)
+    assert str(res.summary) == "0 read, 0 ingested, 0 quarantined (0 calls)"
+
+
+def test_broken_json_document_is_one_quarantined_record(tmp_path):
+    bad = tmp_path / "gpt-4o-airline.json"
+    bad.write_text('[{"task_id": 1, "trial": 0, "traj": [{"role": "user"')
+    res = run(bad, tmp_path, format="tau_bench")
+    assert (res.summary.read, res.summary.quarantined) == (1, 1)
+    assert "invalid JSON" in res.quarantined()[0]["reason"]
+
+
+def test_streaming_to_parquet_in_chunks(tmp_path):
+    path = tmp_path / "many.jsonl"
+    path.write_text("\n".join(_openai_line(i) for i in range(25)) + "\n")
+    mem = run(path, tmp_path)
+    out = tmp_path / "calls.parquet"
+    res = ingest(path, out=out, chunk_rows=7, tokenizer=words)
+    assert res.quarantine_path == tmp_path / "calls.quarantine.jsonl"
+    assert res.scan().select(pl.len()).collect().item() == 25
+    assert res.calls.equals(mem.calls)
+    validate_calls(res.calls)
+
+
+def test_register_reader(tmp_path):
+    class Lines(Reader):
+        name = "plain_lines"
+        priority = 1
+
+        def sniff(self, path, head):
+            return path.suffix == ".json" and head.startswith('{"q"')
+
+        def calls(self, record, ctx, line):
+            return [{"call_id": f"l{line}", "model": "m", "agent": "a", "messages": json.dumps([{"role": "user", "content": record["q"]}]),
+                     "response_text": record["a"]}]  # fmt: skip
+
+    register_reader(Lines)
+    try:
+        p = tmp_path / "x.json"
+        p.write_text('{"q": "hi", "a": "yo"}\n{"q": "b", "a": "c"}\n')
+        res = run(p, tmp_path, prices=False)
+        assert res.summary.formats == {"plain_lines": 2}
+        assert res.calls["cost_usd"].null_count() == 2 and res.calls["input_tokens"].to_list() == [
+            9,
+            9,
+        ]  # "user\nhi": 2 words + 4 + 3 template tokens
+    finally:
+        READERS.pop("plain_lines")
+
+
+def test_folder_scan_ignores_non_logs(tmp_path):
+    d = tmp_path / "logs"
+    d.mkdir()
+    (d / "README.md").write_text("# not a log")
+    (d / "queries.json").write_text('[{"query": "x"}]')
+    (d / "calls.jsonl").write_text(_openai_line(1) + "\n")
+    res = run(d, tmp_path)
+    assert res.summary.calls == 1 and res.summary.ignored_files == (str(d / "queries.json"),)
