@@ -122,7 +122,13 @@ def tools_from_calls(tool_calls_json: list[str | None]) -> list[dict[str, Any]]:
         props = {k: {"type": "string"} for k in seen[name]}
         required = [k for k, n in seen[name].items() if n == counts[name]]
         tools.append(
-            {"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": props, "required": required}}}
+            {
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "parameters": {"type": "object", "properties": props, "required": required},
+                },
+            }
         )
     return tools
 
@@ -140,7 +146,10 @@ def _to_plain(message: dict[str, Any], max_chars: int) -> dict[str, str]:
     text = message_text(message)
     if role == "assistant" and message.get("tool_calls"):
         calls = [
-            {"name": (c.get("function") or c).get("name"), "arguments": (c.get("function") or c).get("arguments")}
+            {
+                "name": (c.get("function") or c).get("name"),
+                "arguments": (c.get("function") or c).get("arguments"),
+            }
             for c in message["tool_calls"]
         ]
         text = (text + "\n" if text else "") + render_tool_calls(calls)
@@ -164,12 +173,17 @@ class PromptBudget:
         max_message_chars: a tool result or message beyond this is cut in the middle.
         max_turns: keep at most this many latest non-system messages.
         max_tokens: drop the oldest kept turns until the rendered prompt fits (needs a tokenizer).
+        max_evidence_chars: when > 0, ids that occur only in dropped turns (user ids, reservation
+            numbers, payment ids: tokens mixing letters and digits) are kept as short snippets in an
+            "Earlier in the conversation" note of at most this many characters, so a model can still copy
+            an id stated several turns back. 0 keeps the plain latest-turns policy.
     """
 
     max_system_chars: int = 1200
     max_message_chars: int = 1200
     max_turns: int = 6
     max_tokens: int = 1024
+    max_evidence_chars: int = 0
 
 
 def fit_messages(
@@ -194,13 +208,55 @@ def fit_messages(
             "You can call these tools. To call one, answer with "
             '<tool_call>{"name": ..., "arguments": {...}}</tool_call>\n' + listing
         )
-    turns = [_to_plain(m, budget.max_message_chars) for m in rest[-budget.max_turns :]] if budget.max_turns else []
-    head = [{"role": "system", "content": sys_text}]
+    plain = [_to_plain(m, budget.max_message_chars) for m in rest]
+    keep = min(len(plain), budget.max_turns)
+
+    def assemble(k: int) -> list[dict[str, str]]:
+        kept = plain[len(plain) - k :] if k else []
+        text = sys_text
+        if budget.max_evidence_chars > 0:
+            note = evidence_note(plain[: len(plain) - k], kept, budget.max_evidence_chars)
+            text = (text + "\n\n" if text else "") + note if note else text
+        return [{"role": "system", "content": text}] + kept
+
     if tokenizer is None:
-        return head + turns
-    while len(turns) > 1 and count_prompt_tokens(head + turns, tokenizer) > budget.max_tokens:
-        turns = turns[1:]
-    return head + turns
+        return assemble(keep)
+    while keep > 1 and count_prompt_tokens(assemble(keep), tokenizer) > budget.max_tokens:
+        keep -= 1
+    return assemble(keep)
+
+
+# Tokens that look like ids: at least 5 word characters mixing letters (or _) and digits, e.g.
+# "mia_li_3668", "4WQ150", "credit_card_7815826", or 5-8 capitals/digits such as the booking code "AQLBTL".
+# Plain numbers and ordinary words are not ids.
+ID_RE = re.compile(r"\b(?:(?=\w*\d)(?=\w*[A-Za-z])\w{5,}|(?=[0-9]*[A-Z])[A-Z0-9]{5,8})\b")
+
+
+def evidence_note(dropped: list[dict[str, str]], kept: list[dict[str, str]], max_chars: int) -> str:
+    """Snippets around ids that occur in `dropped` messages but in none of the `kept` ones, newest first.
+
+    Example:
+        >>> evidence_note([{"role": "user", "content": "my id is mia_li_3668, thanks"}], [], 200)
+        'Earlier in the conversation:\\n- user: …my id is mia_li_3668, thanks…'
+    """
+    if not dropped or max_chars <= 0:
+        return ""
+    seen = set(ID_RE.findall(" ".join(m["content"] for m in kept)))
+    lines: list[str] = []
+    used = 0
+    for message in reversed(dropped):
+        text = message["content"]
+        for match in ID_RE.finditer(text):
+            if match.group(0) in seen:
+                continue
+            seen.add(match.group(0))
+            snippet = text[max(0, match.start() - 24) : match.end() + 8].replace("\n", " ").strip()
+            line = f"- {message['role']}: …{snippet}…"
+            if used + len(line) > max_chars:
+                break
+            lines.append(line)
+            used += len(line) + 1
+    return "Earlier in the conversation:\n" + "\n".join(lines) if lines else ""
 
 
 def count_prompt_tokens(messages: list[dict[str, str]], tokenizer: Any) -> int:
