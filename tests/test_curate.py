@@ -122,6 +122,7 @@ def test_detector_fires(text, rule):
         "tool call call_oIHazX6yQrB8hUwl4cRilFKj returned",  # OpenAI tool-call id
         "trace 3f2b8c1e-9d4a-4b6e-8f1a-2c3d4e5f6a7b",  # uuid4
         "sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",  # hex digest
+        "442b97cc5b069343b945c75667a5a3b2c37d9e22e1a1396a4fa5177196505938",  # digest ending in 13 Luhn digits
         "the handler getReservationDetailsForPassengerList ran",  # camelCase identifier
         "flight on 2024-05-20 at 12:30:45, price $1,234.56, flight HAT136",  # dates without DOB context
         "version 1.2.3 of the app",
@@ -413,3 +414,15 @@ def test_tau_bench_profiles_are_redacted(tau_raw, tmp_path):
     for a in _all_tool_arguments(res.calls):
         json.loads(a)
     assert res.calls["session_id"].n_unique() == calls["session_id"].n_unique()
+
+
+def test_json_keeps_its_original_style():
+    profile = json.dumps({"email": "ann@example.com", "city": "Austin"})  # spaced, as tools often write
+    msgs = [{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "1", "content": profile}]
+    row = _call("a", "s", [], text="ok")
+    row["messages"] = json.dumps(msgs, separators=(",", ":"))  # compact, as readers often write
+    res = curate(_frame([row]), CurateConfig(salt=SALT, hash_columns=()))
+    out = res.calls["messages"][0]
+    assert out.startswith('[{"role":"user","content":"hi"}')
+    assert json.loads(json.loads(out)[1]["content"]) == {"email": "<EMAIL_1>", "city": "Austin"}
+    assert '{\\"email\\": \\"<EMAIL_1>\\", \\"city\\": \\"Austin\\"}' in out

@@ -176,9 +176,16 @@ class CurateResult:
 # JSON helpers
 
 
+_FIRST_KEY = re.compile(r'\s*[\[{\s]*"(?:[^"\\]|\\.)*"\s*:( ?)')
+
+
 def _json_style(s: str) -> dict[str, Any]:
-    """Serializer options that reproduce how `s` was written (compact or spaced, ASCII-escaped or not)."""
-    spaced = '": ' in s or '", "' in s
+    """Serializer options that reproduce how `s` was written (compact or spaced, ASCII-escaped or not).
+
+    The spacing is read after the first key only: nested JSON strings inside may be written differently.
+    """
+    m = _FIRST_KEY.match(s)
+    spaced = bool(m.group(1)) if m else ", " in s[:200]
     return {
         "separators": (", ", ": ") if spaced else (",", ":"),
         "ensure_ascii": s.isascii() and "\\u" in s,
@@ -321,7 +328,7 @@ class _Engine:
         if v.strip() and not v.startswith("<"):
             if k in self.id_keys:
                 return self._whole(v, "id_key", "ID")
-            if k in self.dob_keys and DATE_RE.match(v):
+            if (k in self.dob_keys or "birth" in k or k.endswith("dob")) and DATE_RE.match(v):
                 return self._whole(v, "dob_key", "DATE_OF_BIRTH")
             if k in self.name_keys:
                 return self._whole(v, "name_key", "PERSON")

@@ -336,9 +336,8 @@ def make_planted_corpus(n_values: int = 1200, seed: int = 0) -> tuple[pl.DataFra
         def payload(items: list[tuple[str, str]], key_of=None) -> dict:
             out: dict = {}
             for k, v in items:
-                if rng.random() < 0.7:
-                    key = rng.choice(_KEYS[k])
-                    key = key if key not in out else f"{key}_{len(out)}"  # two phones: `phone`, `phone_3`
+                key = rng.choice(_KEYS[k])
+                if rng.random() < 0.7 and key not in out:
                     out[key] = _JSON_WRAP.get(k, "{v}").format(v=v)
                 else:
                     out.setdefault("notes", []).append(rng.choice(_TEXT[k]).format(v=v))

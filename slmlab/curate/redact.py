@@ -172,7 +172,7 @@ _RULES: dict[str, tuple[str, str, int, Any]] = {
     "google_api_key": ("API_KEY", r"\bAIza[0-9A-Za-z_-]{35}", 0, None),
     "hf_token": ("API_KEY", r"\bhf_[A-Za-z0-9]{30,}", 0, None),
     "bearer_token": ("TOKEN", r"(?i)\b(?:bearer|basic|token)\s+([A-Za-z0-9\-._~+/]{16,}=*)", 1, None),
-    "credit_card": ("CREDIT_CARD", r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])", 0, _card_ok),
+    "credit_card": ("CREDIT_CARD", r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])", 0, _card_ok),
     "iban": (
         "IBAN",
         r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
@@ -181,7 +181,7 @@ _RULES: dict[str, tuple[str, str, int, Any]] = {
     ),
     "ssn": (
         "SSN",
-        r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])"
+        r"(?<![\w-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\w-])"
         r"|(?i:\b(?:ssn|social security(?: number| no\.?)?)\W{0,5})(\d{9})\b",
         0,
         None,
