@@ -11,7 +11,6 @@ under 6 GB (`torch.cuda.max_memory_allocated`).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import threading
@@ -21,40 +20,15 @@ from pathlib import Path
 import polars as pl
 
 from slmlab.chat_format import PromptBudget
-from slmlab.schema import conform
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "agent-logs"
 
 
 def load_calls(n: int, seed: int) -> pl.DataFrame:
     """tau-bench airline calls (all actions, so lengths vary as in a real agent), via slmlab.collect if present."""
-    try:
-        from slmlab.collect import ingest
+    from slmlab.collect import ingest
 
-        calls = ingest(SHARED / "tau-bench-airline")
-    except ImportError:
-        rows = []
-        for rec in json.loads((SHARED / "tau-bench-airline" / "gpt-4o-airline.json").read_text()):
-            sid = f"task{rec['task_id']}-trial{rec['trial']}"
-            for j, msg in enumerate(rec["traj"]):
-                if msg.get("role") != "assistant":
-                    continue
-                calls_ = [
-                    {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
-                    for c in msg.get("tool_calls") or []
-                ]
-                rows.append(
-                    {
-                        "call_id": f"{sid}-{j}",
-                        "session_id": sid,
-                        "step": j,
-                        "messages": json.dumps(rec["traj"][:j]),
-                        "response_text": msg.get("content"),
-                        "response_tool_calls": json.dumps(calls_) if calls_ else None,
-                        "tool_name": calls_[0]["name"] if calls_ else None,
-                    }
-                )
-        calls = conform(pl.DataFrame(rows))
+    calls = ingest(SHARED / "tau-bench-airline" / "gpt-4o-airline.json", count_missing_tokens=False).calls
     return calls.sample(n=min(n, calls.height), seed=seed, shuffle=True)
 
 

@@ -46,7 +46,7 @@ def test_finetune_raises_agreement_on_heldout_lookups(shared_logs, tmp_path):
     from slmlab.models import load_tokenizer
     from slmlab.specialize import FinetuneConfig, build_sft_dataset, call_prompts, finetune, merge_and_save
 
-    split = check_leakage(split_by_session(load_taubench_calls(shared_logs), group_col="task_label", seed=0))
+    split = check_leakage(split_by_session(load_taubench_calls(shared_logs), group_col="task", seed=0))
     tools = split.filter(pl.col("tool_name").is_not_null() & (pl.col("split") == "train"))
     action = tools.group_by("tool_name").len().sort("len", descending=True)["tool_name"][0]
     group = split.filter(pl.col("tool_name") == action)

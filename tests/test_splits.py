@@ -22,47 +22,11 @@ TAU_FILE = Path("tau-bench-airline") / "gpt-4o-airline.json"
 
 
 def load_taubench_calls(logs: Path) -> pl.DataFrame:
-    """The tau-bench airline call table: `slmlab.collect.ingest` when present, else a reader per the README."""
-    try:
-        from slmlab.collect import ingest
-    except ImportError:
-        ingest = None
-    if ingest is not None:
-        return ingest(logs / "tau-bench-airline")
-    rows = []
-    for i, rec in enumerate(json.loads((logs / TAU_FILE).read_text())):
-        session = f"task{rec['task_id']}-trial{rec['trial']}"
-        traj = rec["traj"]
-        step = 0
-        for j, msg in enumerate(traj):
-            if msg.get("role") != "assistant":
-                continue
-            calls = [
-                {"id": c.get("id"), "name": c["function"]["name"], "arguments": c["function"]["arguments"]}
-                for c in msg.get("tool_calls") or []
-            ]
-            rows.append(
-                {
-                    "call_id": f"{session}-{step}",
-                    "session_id": session,
-                    "step": step,
-                    "agent": "agent",
-                    "model": "gpt-4o",
-                    "messages": json.dumps(traj[:j]),
-                    "response_text": msg.get("content"),
-                    "response_tool_calls": json.dumps(calls) if calls else None,
-                    "tool_name": calls[0]["name"] if calls else None,
-                    "n_tool_calls": len(calls),
-                    "status": "ok",
-                    "task_label": str(rec["task_id"]),
-                    "reward": float(rec["reward"]),
-                    "source_format": "tau-bench",
-                    "source_file": str(TAU_FILE),
-                    "source_line": i + 1,
-                }
-            )
-            step += 1
-    return conform(pl.DataFrame(rows))
+    """The tau-bench airline call table with a `task` column (the 4 trials of one task share it)."""
+    from slmlab.collect import ingest
+
+    calls = ingest(logs / TAU_FILE, count_missing_tokens=False).calls
+    return calls.with_columns(pl.col("session_id").str.extract(r"(task\d+)").alias("task"))
 
 
 @pytest.fixture(scope="session")
@@ -177,11 +141,11 @@ def test_bad_sizes_rejected():
 
 @pytest.mark.shared
 def test_taubench_split_spreads_tools(tau_calls):
-    split = split_by_session(tau_calls, test_size=0.2, val_size=0.1, seed=0, group_col="task_label")
+    split = split_by_session(tau_calls, test_size=0.2, val_size=0.1, seed=0, group_col="task")
     check_leakage(split)
     summary = split_summary(split)
     # Every tool used in at least 3 tasks appears in both train and test.
-    tasks = split.group_by("tool_name").agg(pl.col("task_label").n_unique().alias("k"))
+    tasks = split.group_by("tool_name").agg(pl.col("task").n_unique().alias("k"))
     common = set(tasks.filter(pl.col("k") >= 3).get_column("tool_name").drop_nulls())
     spread = summary.filter(pl.col("action").is_in(common))
     assert spread.height == len(common)
