@@ -263,3 +263,32 @@ def test_evidence_note_keeps_ids_of_dropped_turns(tokenizer):
     system = kept[0]["content"]
     assert "mia_li_3668" in system and "AQLBTL" in system and kept[-1]["content"].startswith("filler turn 7")
     assert evidence_note([{"role": "user", "content": "id 12345 only"}], [], 100) == ""
+
+
+def test_pick_targets_prefers_largest_tool_cluster_and_ranked_model():
+    from slmlab.config import artefact
+    from slmlab.specialize import pick_targets
+
+    run = "test-specialize-targets"
+    calls = _calls().with_columns(
+        pl.when(pl.col("tool_name").is_null()).then(0).otherwise(1).cast(pl.Int32).alias("cluster")
+    )
+    calls.write_parquet(artefact("clustered", run))
+    target = pick_targets(run)[0]
+    assert target.cluster == 1 and target.base_model == "smollm2-135m" and target.adapter_dir == "cluster_1"
+    assert target.calls.height == 12 and target.calls["tool_name"].null_count() == 0
+    pl.DataFrame(
+        {"cluster": [1], "rank": [1], "hub_id": ["HuggingFaceTB/SmolLM2-135M-Instruct"]}
+    ).write_parquet(artefact("ranking", run))
+    assert pick_targets(run)[0].base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert [t.cluster for t in pick_targets(run, clusters=[0, 1], base_model="x")] == [0, 1]
+
+
+def test_plot_history_and_memory_stats():
+    from slmlab.specialize import memory_stats, plot_history
+
+    fig = plot_history(
+        pl.DataFrame({"step": [1, 2, 3], "loss": [2.0, 1.5, 1.0], "eval_loss": [None, None, 1.2]})
+    )
+    assert [t.name for t in fig.data] == ["train loss", "val loss"]
+    assert memory_stats()["rss_mb"] > 0

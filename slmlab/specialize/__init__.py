@@ -17,6 +17,7 @@ from slmlab.specialize.finetune import (
     finetune,
     read_adapter_config,
 )
+from slmlab.specialize.report import memory_stats, plot_history, side_by_side
 from slmlab.specialize.sft_data import (
     DEFAULT_BUDGET,
     PackedRow,
@@ -31,6 +32,7 @@ from slmlab.specialize.sft_data import (
     tools_for,
     unpacked_rows,
 )
+from slmlab.specialize.targets import TuneTarget, pick_targets
 
 __all__ = [
     "ADAPTER_CONFIG",
@@ -40,6 +42,7 @@ __all__ = [
     "PackedRow",
     "SFTDataset",
     "SFTExample",
+    "TuneTarget",
     "batch_schedule",
     "budget_of",
     "build_sft_dataset",
@@ -51,9 +54,13 @@ __all__ = [
     "find_gguf_converter",
     "finetune",
     "fit_call",
+    "memory_stats",
     "merge_and_save",
     "pack_examples",
+    "pick_targets",
+    "plot_history",
     "read_adapter_config",
+    "side_by_side",
     "tools_for",
     "unpacked_rows",
 ]

@@ -379,7 +379,7 @@ def finetune(
         train: an `SFTDataset` (its train/val examples, data hash, tools and prompt budget are used) or a
             sequence of training examples.
         val: validation examples (default: the dataset's).
-        config: hyper-parameters; `config.output_dir` holds checkpoints, `history.jsonl` and `adapter/`.
+        config: hyper-parameters; `config.output_dir` holds checkpoints, `history.jsonl` and the final adapter.
         resume: continue from the newest checkpoint in `output_dir` (same data order, same final step).
             False starts over and deletes old checkpoints.
         data_hash: recorded with the adapter (default: the dataset's).
@@ -510,8 +510,9 @@ def finetune(
     train_loss = float(frame.get_column("loss").tail(min(10, frame.height)).mean()) if frame.height else None
     evals = frame.get_column("eval_loss").drop_nulls()
     eval_loss = float(evals[-1]) if len(evals) else None
-    adapter_dir = run_dir / "adapter"
-    shutil.rmtree(adapter_dir, ignore_errors=True)
+    # The run folder itself is the adapter (adapter_config.json + weights next to checkpoints/ and history),
+    # so `artefact("adapters", run) / "cluster_3"` loads with peft directly.
+    adapter_dir = run_dir
     model.save_pretrained(adapter_dir)
     tokenizer.save_pretrained(adapter_dir)
     metrics = {

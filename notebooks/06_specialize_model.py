@@ -1,0 +1,156 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Specialize a small model
+#
+# Goal: fine-tune a small model with LoRA / QLoRA on the LLM's own answers for one recurring sub-task
+# (cluster), and see what it learned next to the LLM and the untuned model.
+#
+# **What you need:** CPU is enough for SmolLM2-135M (smoke run: ~2 minutes; 60 steps: ~10 minutes on
+# 2 cores); a GPU for 0.5B+ models or QLoRA at speed. Notebooks 01–03 (and ideally 04–05) have run for
+# the same `RUN`.
+
+# %% tags=["parameters"]
+from slmlab.config import default_run, is_smoke
+
+RUN = default_run()  # run folder shared with notebooks 01-08
+CLUSTERS = None  # cluster ids to tune; None = the top accepted / most suitable tool-calling cluster
+BASE_MODEL = "smollm2-135m" if is_smoke() else None  # None = the ranking's choice of notebook 05
+METHOD = "lora"  # "lora" (fp32/bf16 base) or "qlora" (nf4 base via bitsandbytes)
+STEPS = 3 if is_smoke() else 60  # optimizer steps
+BATCH_ROWS = 1  # packed rows per step (each row holds several calls)
+MAX_LEN = 640 if is_smoke() else 1024  # tokens per packed row
+PROMPT_TOKENS = 384 if is_smoke() else 448  # prompt budget: system head + tool list + latest turns
+MAX_TRAIN_CALLS = 24 if is_smoke() else None  # cap on training calls (None = all)
+LR = 1e-3  # LoRA learning rate (high: few steps, small model)
+LORA_R = 16  # LoRA rank
+SAVE_EVERY = 20  # checkpoint every N steps; re-running the cell resumes from the last one
+N_SHOW = 3  # held-out calls shown side by side
+
+# %% [markdown]
+# ## 1. Pick the cluster and the base model
+# The labeller's accepted clusters come first (notebook 04), else the most suitable tool-calling one;
+# the base model is the ranking's first choice for it (notebook 05).
+
+# %%
+from slmlab.specialize import pick_targets
+
+target = pick_targets(RUN, clusters=CLUSTERS, base_model=BASE_MODEL)[0]
+dict(
+    cluster=target.cluster,
+    name=target.name,
+    base_model=target.base_model,
+    calls=target.calls.height,
+    source=target.source,
+)
+
+# %% [markdown]
+# ## 2. Split by session
+# Whole conversations go to one side, stratified by action; the leakage check fails loudly if a
+# held-out prompt also occurs in training.
+
+# %%
+import polars as pl
+
+from slmlab.splits import check_leakage, split_by_session, split_summary
+
+split = check_leakage(split_by_session(target.calls, test_size=0.2, val_size=0.1, seed=0))
+split_summary(split)
+
+# %% [markdown]
+# ## 3. SFT data from the LLM's answers
+# Prompts are fitted to the budget (ids from dropped turns stay in a short note); the loss sees only
+# the LLM's answer. `n_prompt` / `n_target` are token counts.
+
+# %%
+from slmlab.chat_format import PromptBudget
+from slmlab.models import load_tokenizer
+from slmlab.specialize import build_sft_dataset
+
+budget = PromptBudget(
+    max_system_chars=300, max_message_chars=600, max_turns=6, max_tokens=PROMPT_TOKENS, max_evidence_chars=400
+)
+train_calls = split.filter(pl.col("split") != "train").vstack(
+    split.filter(pl.col("split") == "train").head(MAX_TRAIN_CALLS)
+)
+tokenizer = load_tokenizer(target.base_model)
+data = build_sft_dataset(train_calls, tokenizer, budget, max_len=MAX_LEN, progress=True)
+data.to_frame().group_by("split").agg(pl.len(), pl.col("n_prompt").mean(), pl.col("n_target").mean())
+
+# %% [markdown]
+# ## 4. Memory before training
+
+# %%
+from slmlab.specialize import memory_stats
+
+memory_stats()
+
+# %% [markdown]
+# ## 5. Train
+# Packed rows, checkpoints every `SAVE_EVERY` steps; if the kernel dies, re-run this cell to resume.
+
+# %%
+from slmlab.config import artefact
+from slmlab.specialize import FinetuneConfig, finetune
+
+out_dir = artefact("adapters", RUN) / target.adapter_dir
+config = FinetuneConfig(
+    base_model=target.base_model, method=METHOD, r=LORA_R, alpha=2 * LORA_R, lr=LR, max_steps=STEPS, batch_size=BATCH_ROWS,
+    max_len=MAX_LEN, save_every=SAVE_EVERY, warmup_steps=min(5, STEPS // 3), output_dir=str(out_dir), cluster_id=target.cluster,
+)  # fmt: skip
+result = finetune(data, config=config)
+dict(
+    steps=result.steps,
+    train_loss=result.train_loss,
+    eval_loss=result.eval_loss,
+    wall_s=round(result.wall_time_s),
+    adapter=str(result.adapter_dir),
+)
+
+# %%
+from slmlab.specialize import plot_history
+
+plot_history(result.history, f"LoRA on cluster {target.cluster} ({target.name})")
+
+# %% [markdown]
+# ## 6. Memory after training
+# Peak = `torch.cuda.max_memory_allocated` on a GPU, peak process RSS on a CPU.
+
+# %%
+dict(peak_mb=round(result.peak_memory_mb), model_mb=round(result.model_memory_mb), **memory_stats())
+
+# %% [markdown]
+# ## 7. LLM vs base SLM vs tuned SLM on held-out calls
+
+# %%
+from slmlab.generate import TransformersGenerator
+from slmlab.specialize import call_prompts, side_by_side
+
+test = split.filter(pl.col("split") == "test").head(N_SHOW)
+prompts = call_prompts(test, tokenizer, data.budget, data.tools)
+base = TransformersGenerator(target.base_model, batch_size=N_SHOW, name="base")
+tuned = TransformersGenerator(
+    target.base_model, adapter=str(result.adapter_dir), batch_size=N_SHOW, name="tuned"
+)
+side_by_side(test, prompts, {"base": base, "tuned": tuned}, max_new_tokens=48)
+
+# %% [markdown]
+# ## What you produced / next notebook
+# - A LoRA adapter in `artefact("adapters", RUN) / "cluster_<id>"` with `slmlab_adapter.json` (data
+#   hash, base model, hyper-parameters, prompt budget, tool list, metrics), its `history.jsonl` and
+#   checkpoints.
+# - Next: **07_evaluate_route** scores the tuned model against the LLM on the held-out sessions and
+#   decides which clusters to route to it.
