@@ -130,7 +130,7 @@ class CallSummary:
     n_errors: int
     n_sessions: int
     agents: tuple[str, ...]
-    models: tuple[str, ...]
+    models: tuple[str, ...]  # dated snapshots collapsed (see `model_family`)
     input_tokens: int
     cached_input_tokens: int
     output_tokens: int
@@ -237,7 +237,9 @@ def summary(
         n_errors=row["errors"],
         n_sessions=row["sessions"],
         agents=tuple(sorted(calls.get_column("agent").drop_nulls().unique().to_list())),
-        models=tuple(sorted(calls.get_column("model").drop_nulls().unique().to_list())),
+        models=tuple(
+            sorted(calls.select(model_family()).get_column("model").drop_nulls().unique().to_list())
+        ),
         input_tokens=row["input_tokens"] or 0,
         cached_input_tokens=row["cached_input_tokens"] or 0,
         output_tokens=row["output_tokens"] or 0,

