@@ -102,9 +102,27 @@ def call_prompt_texts(calls: pl.DataFrame, max_chars: int = 1000) -> list[str]:
     return [last_user_text(m)[:max_chars] for m in calls.get_column("messages").to_list()]
 
 
+def template_keys(
+    messages: Sequence[str | None], examples: dict[str, str] | None = None
+) -> tuple[np.ndarray, dict[str, str]]:
+    """Template id of each call's system prompt, by near-duplicate matching (`slmlab.iterate.TemplateIndex`),
+    so per-call fillers (dates, tiers) do not make a template each. With `examples` (id -> prompt, as returned
+    before) calls are matched to those templates; otherwise templates are learnt from `messages`.
+
+    Returns:
+        (keys, examples): keys are template ids, "(none)" without a system prompt or a match.
+    """
+    from slmlab.iterate import TemplateIndex, system_prompt
+
+    prompts = [system_prompt(m) for m in messages]
+    idx = TemplateIndex.from_examples(examples) if examples is not None else TemplateIndex().fit(prompts)
+    keys = [k if k is not None else NONE_KEY for k in idx.match(prompts)]
+    return np.array(keys, dtype=object), dict(idx.templates_)
+
+
 def split_keys(calls: pl.DataFrame, by: str) -> pl.Series:
     """The value each call is split by: `"action"` (tool called or "respond"), `"template"` (system-prompt
-    hash) or any column of the call table; nulls become `"(none)"`.
+    template, see `template_keys`) or any column of the call table; nulls become `"(none)"`.
 
     Example:
         >>> split_keys(pl.DataFrame({"tool_name": ["x", None]}), "action").to_list()
@@ -114,13 +132,25 @@ def split_keys(calls: pl.DataFrame, by: str) -> pl.Series:
         s = calls.select(action_expr()).to_series()
     elif by == "template":
         s = pl.Series(
-            "template", [system_prompt_hash(m) for m in calls.get_column("messages").to_list()], pl.String
+            "template", template_keys(calls.get_column("messages").to_list())[0].tolist(), pl.String
         )
     elif by in calls.columns:
         s = calls.get_column(by).cast(pl.String)
     else:
         raise ValueError(f"cannot split by {by!r}: use 'action', 'template', 'kmeans' or a call column")
     return s.fill_null(NONE_KEY).alias("key")
+
+
+def _op_keys(op: dict[str, Any], calls: pl.DataFrame) -> np.ndarray:
+    """Split keys of `calls` for a by-value split (template splits match the prompts stored in the op)."""
+    if op["by"] == "template":
+        return template_keys(calls.get_column("messages").to_list(), op.get("examples", {}))[0]
+    return split_keys(calls, op["by"]).to_numpy()
+
+
+def _part_label(op: dict[str, Any], key: str) -> str:
+    example = op.get("examples", {}).get(key)
+    return " ".join(example.split())[:40] + "…" if example else key
 
 
 def _output_shape(n_tool_calls: int | None, response_text: str | None) -> str:
@@ -285,12 +315,29 @@ class LabelSession:
 
     def _step_split(self, op: dict[str, Any]) -> None:
         parent = op["cluster"]
+        if (
+            self._assign is None
+        ):  # loaded without calls: the parts exist, their numbers come from the snapshot
+            new_ids = list(op["parts"].values()) if "parts" in op else op["new"]
+            for new in new_ids:
+                self._meta[new] = {**self._meta[parent], "cluster": new, "name": f"cluster {new}", "note": ""}
+                self._meta[new].update(size=None, share_calls=None, share_cost=None)
+                self._next_id = max(self._next_id, new + 1)
+            if op.get("parent_name"):
+                self._meta[parent]["name"] = op["parent_name"]
+            return
         mask = self._assign == parent
         if "parts" in op:
-            keys = self._keys(op["by"])
+            rows = np.flatnonzero(mask)
+            if op["by"] == "template":
+                keys = _op_keys(op, self._calls[rows])
+            else:
+                keys = self._keys(op["by"])[rows]
             for key, new in op["parts"].items():
-                self._assign[mask & (keys == key)] = new
-            labels = {new: f"{self._meta[parent]['name']} · {key}" for key, new in op["parts"].items()}
+                self._assign[rows[keys == key]] = new
+            labels = {
+                new: f"{self._meta[parent]['name']} · {_part_label(op, k)}" for k, new in op["parts"].items()
+            }
         else:
             index = {cid: i for i, cid in enumerate(self._calls.get_column("call_id").to_list())}
             for cid, new in op["call_ids"].items():
@@ -464,7 +511,13 @@ class LabelSession:
         if by == "kmeans":
             op = self._kmeans_split(cluster, mask, k, seed)
         else:
-            keys = self._keys(by)[mask]
+            examples = None
+            if by == "template":
+                keys, examples = template_keys(
+                    self._calls.filter(pl.Series(mask)).get_column("messages").to_list()
+                )
+            else:
+                keys = self._keys(by)[mask]
             values, counts = np.unique(keys, return_counts=True)
             order = sorted(zip(counts.tolist(), values.tolist(), strict=True), key=lambda t: (-t[0], t[1]))
             order = [(n, v) for n, v in order if n >= min_size]
@@ -479,8 +532,10 @@ class LabelSession:
                 "cluster": cluster,
                 "by": by,
                 "parts": parts,
-                "parent_name": f"{base_name} · {order[0][1]}",
             }
+            if examples is not None:  # the prompts that define each template, so replay and apply match them
+                op["examples"] = {str(v): examples[v] for _, v in order if v in examples}
+            op["parent_name"] = f"{base_name} · {_part_label(op, order[0][1])}"
         self._do(op)
         return [cluster, *(op["parts"].values() if "parts" in op else op["new"])]
 
@@ -500,7 +555,7 @@ class LabelSession:
                 x = TfidfVectorizer(max_features=2000, sublinear_tf=True).fit_transform(texts)
             except ValueError as exc:  # empty vocabulary: nothing to tell the calls apart
                 raise ValueError(f"cluster {cluster}: its prompts have no words to split on") from exc
-        labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+        labels = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(x)
         sizes = np.bincount(labels, minlength=k)
         if (sizes > 0).sum() < 2:
             raise ValueError(f"k-means found a single group in cluster {cluster}")
@@ -636,10 +691,12 @@ class LabelSession:
             elif op["op"] == "split":
                 mask = assign == op["cluster"]
                 if "parts" in op:
-                    if op["by"] not in keys:
+                    rows = np.flatnonzero(mask)
+                    if op["by"] != "template" and op["by"] not in keys:
                         keys[op["by"]] = split_keys(calls, op["by"]).to_numpy()
+                    sub = _op_keys(op, calls[rows]) if op["by"] == "template" else keys[op["by"]][rows]
                     for key, new in op["parts"].items():
-                        assign[mask & (keys[op["by"]] == key)] = new
+                        assign[rows[sub == key]] = new
                 elif "call_id" in calls.columns:
                     if index is None:
                         index = {cid: i for i, cid in enumerate(calls.get_column("call_id").to_list())}
@@ -656,7 +713,7 @@ class LabelSession:
     # -------------------------------------------------------------------------------------- save/load
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready state: base cluster table, operation log, and a snapshot of names/statuses."""
-        snap = self.clusters.select("cluster", "name", "status", "note", "size")
+        snap = self.clusters.select("cluster", "name", "status", "note", "size", "share_calls", "share_cost")
         return {
             "format": "slmlab.labels",
             "version": FORMAT_VERSION,
@@ -727,6 +784,12 @@ class LabelSession:
                 op["parts"] = {str(k): int(v) for k, v in op["parts"].items()}
             session._ops.append(op)
         session._rebuild()
+        if calls is None:  # no call table to recompute from: the numbers saved with the snapshot stand
+            for r in data.get("snapshot", []):
+                if r["cluster"] in session._meta:
+                    session._meta[r["cluster"]].update(
+                        {k: r[k] for k in ("size", "share_calls", "share_cost") if k in r}
+                    )
         snap = {r["cluster"]: (r["name"], r["status"]) for r in data.get("snapshot", [])}
         now = {r["cluster"]: (r["name"], r["status"]) for r in session.clusters.to_dicts()}
         if snap and snap != now:
@@ -810,7 +873,7 @@ def _merge_meta(members: list[dict[str, Any]], into: int, max_exemplars: int) ->
         "size": total,
         "share_calls": ssum("share_calls"),
         "share_cost": ssum("share_cost"),
-        "keywords": keywords[: max(len(m["keywords"] or []) for m in members)],
+        "keywords": keywords[: max(10, *(len(m["keywords"] or []) for m in members))],
         "exemplars": exemplars[:max_exemplars],
         "dominant_action": dominant,
         "action_share": action_share,
@@ -849,4 +912,5 @@ __all__ = [
     "split_keys",
     "system_prompt_hash",
     "system_prompt_head",
+    "template_keys",
 ]

@@ -1,0 +1,688 @@
+"""Step 8b, iterate: check new logs for drift against the clusters the SLMs were trained for.
+
+New calls are assigned to the existing clusters (a fitted clusterer's `predict`, or the nearest centroid of
+the reference embeddings). Drift shows as calls far from every centroid (beyond a quantile of the reference
+calls' own distances), system prompts unlike any seen before (near-duplicate matching, so a changed date
+or customer tier in a prompt is not a new template), tools never seen before, shifted cluster volumes, and a
+rising fallback rate where router replays are given. `clusters_to_retrain` turns the report into a list.
+
+Usage:
+    >>> from slmlab.iterate import detect_drift, clusters_to_retrain
+    >>> # report = detect_drift(new_calls, None, reference_calls, new_embeddings=e_new,
+    >>> #                       reference_embeddings=e_ref); clusters_to_retrain(report)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from slmlab.schema import message_text, parse_messages
+
+NOISE = -1
+
+
+# ------------------------------------------------------------------------------------------------ templates
+
+
+def system_prompt(messages_json: str | None) -> str | None:
+    """The full text of a call's first system/developer message, or None."""
+    for msg in parse_messages(messages_json):
+        if msg.get("role") in ("system", "developer"):
+            return message_text(msg)
+    return None
+
+
+def _normalize(text: str) -> str:
+    return " ".join(re.sub(r"\d", "0", text.lower()).split())
+
+
+def _shingles(text: str, n: int) -> set[str]:
+    words = _normalize(text).split()
+    if len(words) <= n:
+        return {" ".join(words)}
+    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+class TemplateIndex:
+    """Groups prompts into templates by near-duplicate matching (MinHash LSH on word 3-grams, digits
+    folded to 0), so per-call fillers (dates, tiers, names) do not make every prompt a template of its own.
+
+    Args:
+        threshold: estimated Jaccard similarity above which two prompts share a template.
+        num_perm: MinHash permutations (more = more exact, slower).
+        shingle: words per shingle.
+
+    Attributes:
+        templates_: template id -> an example prompt (the most frequent member).
+
+    Example:
+        >>> rules = "Answer in one sentence. Never invent prices, times or booking numbers. Be polite and brief."
+        >>> idx = TemplateIndex().fit([f"You book flights. Today is 2026-11-02, tier gold. {rules}"])
+        >>> [t is None for t in idx.match([f"You book flights. Today is 2026-11-09, tier basic. {rules}", "Write SQL."])]
+        [False, True]
+    """
+
+    def __init__(self, threshold: float = 0.6, num_perm: int = 64, shingle: int = 3) -> None:
+        self.threshold = threshold
+        self.num_perm = num_perm
+        self.shingle = shingle
+
+    def _minhash(self, text: str) -> Any:
+        from datasketch import MinHash
+
+        m = MinHash(num_perm=self.num_perm, seed=1)
+        m.update_batch([s.encode("utf-8", "surrogatepass") for s in _shingles(text, self.shingle)])
+        return m
+
+    def fit(self, texts: Iterable[str | None]) -> TemplateIndex:
+        """Learn the templates of `texts` (None entries are ignored); returns self."""
+        counts: dict[str, int] = {}
+        for t in texts:
+            if t:
+                counts[t] = counts.get(t, 0) + 1
+        self._reset()
+        for text in sorted(counts, key=lambda t: (-counts[t], t)):
+            tid = self._best(text)
+            if tid is None:
+                tid = "t" + hashlib.sha1(_normalize(text).encode("utf-8", "surrogatepass")).hexdigest()[:10]
+                self._add(tid, text)
+            self._of[text] = tid
+        return self
+
+    @classmethod
+    def from_examples(cls, examples: dict[str, str], **kwargs: Any) -> TemplateIndex:
+        """An index of known templates (id -> example prompt), e.g. `templates_` of an earlier fit."""
+        idx = cls(**kwargs)
+        idx._reset()
+        for tid, text in examples.items():
+            idx._add(tid, text)
+            idx._of[text] = tid
+        return idx
+
+    def _reset(self) -> None:
+        from datasketch import MinHashLSH
+
+        self._lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm)
+        self._hashes: dict[str, Any] = {}
+        self.templates_: dict[str, str] = {}
+        self._of: dict[str, str] = {}
+
+    def _add(self, tid: str, text: str) -> None:
+        self.templates_[tid] = text
+        self._hashes[tid] = self._minhash(text)
+        self._lsh.insert(tid, self._hashes[tid])
+
+    def _best(self, text: str) -> str | None:
+        if not self._hashes:
+            return None
+        m = self._minhash(text)
+        cands = [(m.jaccard(self._hashes[c]), c) for c in self._lsh.query(m)]
+        cands = [(j, c) for j, c in cands if j >= self.threshold]
+        return max(cands)[1] if cands else None
+
+    def match(self, texts: Sequence[str | None]) -> list[str | None]:
+        """The template id of each text, or None where no known template is similar enough (or no text)."""
+        memo: dict[str, str | None] = dict(self._of)
+        out = []
+        for t in texts:
+            if not t:
+                out.append(None)
+                continue
+            if t not in memo:
+                memo[t] = self._best(t)
+            out.append(memo[t])
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------- tools
+
+
+def _called_tools(calls: pl.DataFrame) -> list[set[str]]:
+    out = []
+    cols = calls.select(
+        pl.col("tool_name") if "tool_name" in calls.columns else pl.lit(None, pl.String).alias("tool_name"),
+        pl.col("response_tool_calls")
+        if "response_tool_calls" in calls.columns
+        else pl.lit(None, pl.String).alias("response_tool_calls"),
+    )
+    for name, tcs in cols.iter_rows():
+        names = {name} if name else set()
+        if tcs:
+            names |= {str(tc.get("name")) for tc in json.loads(tcs) if tc.get("name")}
+        out.append(names)
+    return out
+
+
+def _offered_tools(calls: pl.DataFrame) -> list[set[str]]:
+    if "tools" not in calls.columns:
+        return [set() for _ in range(calls.height)]
+    memo: dict[str | None, set[str]] = {None: set()}
+    out = []
+    for tools in calls.get_column("tools").to_list():
+        if tools not in memo:
+            names = set()
+            for t in json.loads(tools) or []:
+                fn = t.get("function", t) if isinstance(t, dict) else {}
+                if isinstance(fn, dict) and fn.get("name"):
+                    names.add(str(fn["name"]))
+            memo[tools] = names
+        out.append(memo[tools])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- geometry
+
+
+def _distances(x: np.ndarray, centroids: np.ndarray, metric: str) -> np.ndarray:
+    if metric == "cosine":
+        xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        cn = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+        return np.clip(1.0 - xn @ cn.T, 0.0, 2.0)
+    if metric == "euclidean":
+        d2 = (x**2).sum(1)[:, None] - 2 * x @ centroids.T + (centroids**2).sum(1)[None, :]
+        return np.sqrt(np.maximum(d2, 0.0))
+    raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
+
+
+def cluster_centroids(calls: pl.DataFrame, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean embedding per cluster of `calls` (noise, -1, left out): returns (cluster ids, centroid matrix).
+
+    Example:
+        >>> ids, c = cluster_centroids(pl.DataFrame({"cluster": [0, 0, 1]}), np.array([[1., 0], [3, 0], [0, 1]]))
+        >>> ids.tolist(), c.tolist()
+        ([0, 1], [[2.0, 0.0], [0.0, 1.0]])
+    """
+    labels = calls.get_column("cluster").fill_null(NOISE).to_numpy()
+    x = np.asarray(embeddings, dtype=np.float64)
+    ids = np.array(sorted(set(labels.tolist()) - {NOISE}), dtype=np.int64)
+    if not len(ids):
+        raise ValueError("the reference calls have no clusters (all noise)")
+    return ids, np.stack([x[labels == c].mean(axis=0) for c in ids])
+
+
+def _as_centroids(obj: Any) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(obj, dict):
+        ids = np.array(sorted(obj), dtype=np.int64)
+        return ids, np.stack([np.asarray(obj[int(c)], dtype=np.float64) for c in ids])
+    if isinstance(obj, pl.DataFrame):
+        vec = "centroid" if "centroid" in obj.columns else next(c for c in obj.columns if c != "cluster")
+        return obj.get_column("cluster").to_numpy().astype(np.int64), np.stack(
+            [np.asarray(v, dtype=np.float64) for v in obj.get_column(vec).to_list()]
+        )
+    arr = np.asarray(obj, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError("centroids must be a dict {cluster: vector}, a (k, d) array or a frame")
+    return np.arange(len(arr), dtype=np.int64), arr
+
+
+# ---------------------------------------------------------------------------------------------- fallbacks
+
+
+def fallback_rates(replay: pl.DataFrame, swapped: Sequence[int] | None = None) -> pl.DataFrame:
+    """Per cluster, the share of calls that fell back to the LLM in a router replay.
+
+    A `fallback` (bool) column is used as is; else a call "fell back" when its cluster was swapped to an SLM
+    but the router sent it to the LLM (`routed_to == "llm"`). Swapped clusters are `swapped`, else those with
+    any call routed to the SLM. The cluster is `route_cluster` where present, else `cluster`.
+
+    Returns:
+        cluster, n, fallback_rate (only clusters with a defined rate).
+
+    Example:
+        >>> fallback_rates(pl.DataFrame({"cluster": [1, 1, 2], "routed_to": ["slm", "llm", "llm"]}))["fallback_rate"].to_list()
+        [0.5]
+    """
+    col = "route_cluster" if "route_cluster" in replay.columns else "cluster"
+    if "fallback" in replay.columns:
+        df = replay.select(pl.col(col).alias("cluster"), pl.col("fallback").cast(pl.Float64).alias("fb"))
+    elif "routed_to" in replay.columns:
+        if swapped is None:
+            swapped = replay.filter(pl.col("routed_to") == "slm").get_column(col).unique().to_list()
+        df = replay.filter(pl.col(col).is_in(list(swapped))).select(
+            pl.col(col).alias("cluster"), (pl.col("routed_to") == "llm").cast(pl.Float64).alias("fb")
+        )
+    else:
+        raise ValueError("a replay needs a 'fallback' or a 'routed_to' column")
+    return (
+        df.group_by("cluster")
+        .agg(pl.len().alias("n"), pl.col("fb").mean().alias("fallback_rate"))
+        .with_columns(pl.col("cluster").cast(pl.Int64))
+        .sort("cluster")
+    )
+
+
+# ----------------------------------------------------------------------------------------------- the report
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """What changed between the reference logs and new logs.
+
+    Attributes:
+        per_cluster: one row per cluster: reference_calls, new_calls, their shares, share_change,
+            volume_ratio (new share / reference share), mean distances, far_share (new calls nearest to it
+            but beyond the threshold), new_template_share, new_tool_calls, reference/new fallback rates,
+            fallback_change. The row of cluster -1 counts far (unassigned) new calls.
+        assignments: per new call: call_id, nearest (cluster), distance, far, cluster (-1 if far),
+            template (None if new), new_template, new_tools.
+        new_templates: template groups of system prompts not seen before: template, n_calls, share, example.
+        new_tools: tool names not seen before: tool, n_calls (new calls calling it), n_offered.
+        threshold: distance beyond which a call is far from every centroid (None without embeddings).
+        reference_far_share: share of reference calls beyond it (about 1 - quantile by construction).
+        far_share: share of new calls beyond it.
+        n_reference, n_new: call counts.
+        fallback_rate, reference_fallback_rate: overall fallback rates where replays were given.
+    """
+
+    per_cluster: pl.DataFrame
+    assignments: pl.DataFrame
+    new_templates: pl.DataFrame
+    new_tools: pl.DataFrame
+    threshold: float | None
+    reference_far_share: float | None
+    far_share: float | None
+    n_reference: int
+    n_new: int
+    fallback_rate: float | None = None
+    reference_fallback_rate: float | None = None
+
+    @property
+    def summary(self) -> pl.DataFrame:
+        """The headline numbers as a two-column table (metric, value)."""
+
+        def pct(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.1%}"
+
+        new_tpl = int(self.new_templates.get_column("n_calls").sum()) if self.new_templates.height else 0
+        rows = [
+            ("reference calls", f"{self.n_reference:,}"),
+            ("new calls", f"{self.n_new:,}"),
+            ("distance threshold", "n/a" if self.threshold is None else f"{self.threshold:.3f}"),
+            ("far from every cluster: reference", pct(self.reference_far_share)),
+            ("far from every cluster: new", pct(self.far_share)),
+            ("new prompt templates", f"{self.new_templates.height} ({pct(new_tpl / self.n_new if self.n_new else None)} of new calls)"),
+            ("new tools", ", ".join(self.new_tools.get_column("tool").to_list()[:8]) or "none"),
+            ("fallback rate: reference -> new", f"{pct(self.reference_fallback_rate)} -> {pct(self.fallback_rate)}"),
+            ("clusters to re-train", ", ".join(map(str, clusters_to_retrain(self))) or "none"),
+            ("re-cluster?", "yes" if needs_reclustering(self) else "no"),
+        ]  # fmt: skip
+        return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.String}, orient="row")
+
+
+def detect_drift(
+    new_calls: pl.DataFrame,
+    clusterer_or_centroids: Any,
+    reference_calls: pl.DataFrame,
+    *,
+    new_embeddings: np.ndarray | None = None,
+    reference_embeddings: np.ndarray | None = None,
+    quantile: float = 0.95,
+    threshold: float | None = None,
+    metric: str = "cosine",
+    template_threshold: float = 0.6,
+    new_replay: pl.DataFrame | None = None,
+    reference_replay: pl.DataFrame | None = None,
+) -> DriftReport:
+    """Compare new logs with the reference logs the clusters (and the SLMs) were built on.
+
+    Args:
+        new_calls: the new call table (canonical columns; `call_id` and `messages` at least).
+        clusterer_or_centroids: how new calls get a cluster: an object with `predict` (called on
+            `new_embeddings` when given, else on `new_calls`), centroids (dict {cluster: vector}, a (k, d)
+            array whose row i is cluster i, or a frame cluster + centroid), or None: the mean reference
+            embedding of each reference cluster.
+        reference_calls: the reference call table with its `cluster` column.
+        new_embeddings, reference_embeddings: one row per call; distances (and nearest-centroid assignment)
+            need them.
+        quantile: the threshold is this quantile of the reference calls' distances to their nearest centroid.
+        threshold: a fixed distance threshold instead.
+        metric: "cosine" (for normalized text embeddings) or "euclidean".
+        template_threshold: Jaccard similarity for two system prompts to count as one template.
+        new_replay, reference_replay: router replays (`slmlab.route.replay`) of the new and reference calls,
+            for the fallback rate.
+
+    Returns:
+        a `DriftReport`.
+
+    Example:
+        >>> ref = pl.DataFrame({"call_id": ["a", "b"], "cluster": [0, 1], "messages": ["[]", "[]"]})
+        >>> new = pl.DataFrame({"call_id": ["c"], "messages": ["[]"]})
+        >>> r = detect_drift(new, None, ref, new_embeddings=np.array([[0., 1.]]),
+        ...                  reference_embeddings=np.array([[1., 0.], [0., 1.]]))
+        >>> r.assignments["nearest"].to_list()
+        [1]
+    """
+    if "cluster" not in reference_calls.columns:
+        raise ValueError("reference_calls need their 'cluster' column")
+    if new_embeddings is not None and len(new_embeddings) != new_calls.height:
+        raise ValueError("new_embeddings need one row per new call")
+    if reference_embeddings is not None and len(reference_embeddings) != reference_calls.height:
+        raise ValueError("reference_embeddings need one row per reference call")
+    n_new, n_ref = new_calls.height, reference_calls.height
+
+    # -- assignment and distances
+    ids = cent = None
+    if clusterer_or_centroids is None:
+        if reference_embeddings is None:
+            raise ValueError("without a clusterer or centroids, reference_embeddings are needed")
+        ids, cent = cluster_centroids(reference_calls, reference_embeddings)
+    elif not hasattr(clusterer_or_centroids, "predict"):
+        ids, cent = _as_centroids(clusterer_or_centroids)
+    elif reference_embeddings is not None:
+        ids, cent = cluster_centroids(reference_calls, reference_embeddings)  # for distances only
+
+    dist = ref_dist = None
+    if cent is not None and new_embeddings is not None:
+        d = _distances(np.asarray(new_embeddings, dtype=np.float64), cent, metric)
+        dist = d.min(axis=1) if n_new else np.zeros(0)
+        nearest = ids[d.argmin(axis=1)] if n_new else np.zeros(0, dtype=np.int64)
+    if hasattr(clusterer_or_centroids, "predict"):
+        x = new_embeddings if new_embeddings is not None else new_calls
+        nearest = np.asarray(clusterer_or_centroids.predict(x), dtype=np.int64)
+    elif new_embeddings is None:
+        raise ValueError("assigning new calls to centroids needs new_embeddings")
+    if cent is not None and reference_embeddings is not None and n_ref:
+        ref_dist = _distances(np.asarray(reference_embeddings, dtype=np.float64), cent, metric).min(axis=1)
+    if threshold is None and ref_dist is not None:
+        threshold = float(np.quantile(ref_dist, quantile))
+    far = (dist > threshold) if (dist is not None and threshold is not None) else np.zeros(n_new, dtype=bool)
+    far_share = float(far.mean()) if (dist is not None and threshold is not None and n_new) else None
+    ref_far = (
+        float((ref_dist > threshold).mean()) if (ref_dist is not None and threshold is not None) else None
+    )
+
+    # -- templates
+    ref_prompts = [system_prompt(m) for m in reference_calls.get_column("messages").to_list()]
+    new_prompts = [system_prompt(m) for m in new_calls.get_column("messages").to_list()]
+    known = TemplateIndex(threshold=template_threshold).fit(ref_prompts).match(new_prompts)
+    is_new_tpl = np.array([p is not None and k is None for p, k in zip(new_prompts, known, strict=True)])
+    unseen = [p for p, n in zip(new_prompts, is_new_tpl, strict=True) if n]
+    groups = TemplateIndex(threshold=template_threshold).fit(unseen)
+    new_tpl_ids = groups.match(unseen)
+    tpl_col: list[str | None] = list(known)
+    it = iter(new_tpl_ids)
+    for i, n in enumerate(is_new_tpl):
+        if n:
+            tpl_col[i] = next(it)
+    new_templates = (
+        pl.DataFrame({"template": [t for t, n in zip(tpl_col, is_new_tpl, strict=True) if n]}, schema={"template": pl.String})
+        .group_by("template")
+        .len("n_calls")
+        .with_columns((pl.col("n_calls") / max(n_new, 1)).alias("share"))
+        .with_columns(
+            pl.col("template")
+            .replace_strict(
+                {t: " ".join(ex.split())[:160] for t, ex in groups.templates_.items()}, default="", return_dtype=pl.String
+            )
+            .alias("example")
+        )
+        .sort(["n_calls", "template"], descending=[True, False])
+    )  # fmt: skip
+
+    # -- tools
+    seen = set().union(*_called_tools(reference_calls), *_offered_tools(reference_calls))
+    called_new, offered_new = _called_tools(new_calls), _offered_tools(new_calls)
+    unseen_tools = sorted(set().union(*called_new, *offered_new) - seen)
+    new_tools = pl.DataFrame(
+        {
+            "tool": unseen_tools,
+            "n_calls": [sum(t in c for c in called_new) for t in unseen_tools],
+            "n_offered": [sum(t in o for o in offered_new) for t in unseen_tools],
+        },
+        schema={"tool": pl.String, "n_calls": pl.Int64, "n_offered": pl.Int64},
+    ).sort(["n_calls", "tool"], descending=[True, False])
+    call_new_tools = [sorted(c - seen) for c in called_new]
+
+    # -- per call
+    assignments = pl.DataFrame(
+        {
+            "call_id": new_calls.get_column("call_id"),
+            "nearest": pl.Series(nearest, dtype=pl.Int64),
+            "distance": pl.Series(dist if dist is not None else [None] * n_new, dtype=pl.Float64),
+            "far": pl.Series(far, dtype=pl.Boolean),
+            "template": pl.Series(tpl_col, dtype=pl.String),
+            "new_template": pl.Series(is_new_tpl, dtype=pl.Boolean),
+            "new_tools": pl.Series(call_new_tools, dtype=pl.List(pl.String)),
+        }
+    ).with_columns(
+        pl.when(pl.col("far")).then(NOISE).otherwise(pl.col("nearest")).cast(pl.Int64).alias("cluster")
+    )
+
+    # -- per cluster
+    ref = reference_calls.select(pl.col("cluster").fill_null(NOISE).cast(pl.Int64))
+    if ref_dist is not None:
+        ref = ref.with_columns(pl.Series("distance", ref_dist, pl.Float64))
+    else:
+        ref = ref.with_columns(pl.lit(None, pl.Float64).alias("distance"))
+    ref_stats = ref.group_by("cluster").agg(
+        pl.len().alias("reference_calls"), pl.col("distance").mean().alias("reference_mean_distance")
+    )
+    new_stats = assignments.group_by("nearest").agg(
+        pl.len().alias("new_calls_nearest"),
+        pl.col("distance").mean().alias("new_mean_distance"),
+        pl.col("far").mean().alias("far_share"),
+        pl.col("new_template").mean().alias("new_template_share"),
+        (pl.col("new_tools").list.len() > 0).sum().alias("new_tool_calls"),
+    )
+    kept = assignments.group_by("cluster").len("new_calls")
+    per = (
+        ref_stats.join(kept, on="cluster", how="full", coalesce=True)
+        .join(new_stats.rename({"nearest": "cluster"}), on="cluster", how="full", coalesce=True)
+        .with_columns(
+            pl.col("reference_calls").fill_null(0),
+            pl.col("new_calls").fill_null(0),
+            pl.col("new_calls_nearest").fill_null(0),
+            pl.col("new_tool_calls").fill_null(0).cast(pl.Int64),
+        )
+        .with_columns(
+            (pl.col("reference_calls") / max(n_ref, 1)).alias("reference_share"),
+            (pl.col("new_calls") / max(n_new, 1)).alias("new_share"),
+        )
+        .with_columns(
+            (pl.col("new_share") - pl.col("reference_share")).alias("share_change"),
+            pl.when(pl.col("reference_share") > 0)
+            .then(pl.col("new_share") / pl.col("reference_share"))
+            .otherwise(None)
+            .alias("volume_ratio"),
+        )
+    )
+    fb_new = fb_ref = None
+    if reference_replay is not None or new_replay is not None:
+        swapped = None
+        if reference_replay is not None and "fallback" not in reference_replay.columns:
+            col = "route_cluster" if "route_cluster" in reference_replay.columns else "cluster"
+            swapped = reference_replay.filter(pl.col("routed_to") == "slm").get_column(col).unique().to_list()
+        for name, rep in (("reference_fallback_rate", reference_replay), ("new_fallback_rate", new_replay)):
+            if rep is None:
+                per = per.with_columns(pl.lit(None, pl.Float64).alias(name))
+                continue
+            rates = fallback_rates(rep, swapped)
+            per = per.join(
+                rates.select("cluster", pl.col("fallback_rate").alias(name)), on="cluster", how="left"
+            )
+            total = (
+                float((rates["fallback_rate"] * rates["n"]).sum() / rates["n"].sum())
+                if rates.height
+                else None
+            )
+            if name == "new_fallback_rate":
+                fb_new = total
+            else:
+                fb_ref = total
+        per = per.with_columns(
+            (pl.col("new_fallback_rate") - pl.col("reference_fallback_rate")).alias("fallback_change")
+        )
+    else:
+        per = per.with_columns(
+            pl.lit(None, pl.Float64).alias(c)
+            for c in ("reference_fallback_rate", "new_fallback_rate", "fallback_change")
+        )
+    per = per.select(
+        "cluster", "reference_calls", "new_calls", "new_calls_nearest", "reference_share", "new_share",
+        "share_change", "volume_ratio", "reference_mean_distance", "new_mean_distance", "far_share",
+        "new_template_share", "new_tool_calls", "reference_fallback_rate", "new_fallback_rate", "fallback_change",
+    ).sort("cluster")  # fmt: skip
+    return DriftReport(
+        per_cluster=per,
+        assignments=assignments,
+        new_templates=new_templates,
+        new_tools=new_tools,
+        threshold=threshold,
+        reference_far_share=ref_far,
+        far_share=far_share,
+        n_reference=n_ref,
+        n_new=n_new,
+        fallback_rate=fb_new,
+        reference_fallback_rate=fb_ref,
+    )
+
+
+def clusters_to_retrain(
+    report: DriftReport,
+    *,
+    clusters: Sequence[int] | None = None,
+    min_calls: int = 5,
+    max_far_share: float = 0.2,
+    max_new_template_share: float = 0.2,
+    max_new_tool_share: float = 0.05,
+    max_fallback_rise: float = 0.1,
+) -> list[int]:
+    """Clusters whose new calls no longer look like what their SLM was trained on, most new calls first.
+
+    A cluster (with at least `min_calls` new calls nearest to it) is listed when any of: the share of its
+    nearest new calls that are far from every centroid exceeds `max_far_share`; the share under a prompt
+    template never seen before exceeds `max_new_template_share`; the share calling a tool never seen before
+    exceeds `max_new_tool_share`; its fallback rate rose by more than `max_fallback_rise`.
+
+    Args:
+        report: from `detect_drift`.
+        clusters: only consider these (e.g. the clusters served by an SLM).
+
+    Example:
+        >>> # clusters_to_retrain(report, clusters=savings.swapped_clusters(replay))
+    """
+    per = report.per_cluster.filter((pl.col("cluster") != NOISE) & (pl.col("new_calls_nearest") >= min_calls))
+    if clusters is not None:
+        per = per.filter(pl.col("cluster").is_in(list(clusters)))
+    hit = (
+        (pl.col("far_share").fill_null(0) > max_far_share)
+        | (pl.col("new_template_share").fill_null(0) > max_new_template_share)
+        | ((pl.col("new_tool_calls") / pl.col("new_calls_nearest")) > max_new_tool_share)
+        | (pl.col("fallback_change").fill_null(0) > max_fallback_rise)
+    )
+    out = per.filter(hit).sort(["new_calls_nearest", "cluster"], descending=[True, False])
+    return out.get_column("cluster").to_list()
+
+
+def needs_reclustering(report: DriftReport, factor: float = 2.0, min_share: float = 0.1) -> bool:
+    """True when far calls are at least `min_share` of the new calls and `factor` times the reference's
+    share: a new sub-task has appeared that no cluster (and no SLM) covers."""
+    if report.far_share is None:
+        return False
+    base = report.reference_far_share or 0.0
+    return report.far_share >= min_share and report.far_share >= factor * base
+
+
+# ----------------------------------------------------------------------------------------------- demo run
+
+
+def split_by_time(calls: pl.DataFrame, n_new: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split calls into (reference, new) by session start time: the latest whole sessions, about `n_new`
+    calls and at most half of all calls, play the new logs.
+
+    Example:
+        >>> c = pl.DataFrame({"session_id": ["a", "a", "b"], "timestamp": [1, 2, 3]})
+        >>> [f.height for f in split_by_time(c, 1)]
+        [2, 1]
+    """
+    if calls.height < 2:
+        raise ValueError("need at least two calls to split")
+    order = (
+        calls.group_by("session_id")
+        .agg(pl.col("timestamp").min().alias("start"), pl.len().alias("n"))
+        .sort(["start", "session_id"], descending=[True, False], nulls_last=True)
+    )
+    cap = min(n_new, calls.height // 2)
+    take, total = [], 0
+    for sid, _, n in order.iter_rows():
+        if total >= cap or (take and total + n > calls.height // 2):
+            break
+        take.append(sid)
+        total += n
+    is_new = pl.col("session_id").is_in(take)
+    return calls.filter(~is_new), calls.filter(is_new)
+
+
+def drift_on_new_demo_logs(
+    run: str = "demo", n_calls: int = 1500, seed: int = 0, embedder: Any = None, max_reference: int = 4000
+) -> DriftReport:
+    """Drift check on a run's own logs: the latest sessions (about `n_calls` calls) play next month's logs
+    and the earlier ones the reference, assigned to the run's clusters (through the labeller's merges and
+    splits when `labels.json` exists). In the bundled demo logs the system prompts change mid-period, which
+    this must find as new templates.
+
+    Args:
+        run: run folder with `clustered.parquet` (and optionally `labels.json`, `replay.parquet`).
+        n_calls: new calls, at most half of the run's calls.
+        seed: seed of the reference sample when it exceeds `max_reference` calls.
+        embedder: name or `slmlab.embed.Embedder` for the prompt embeddings (default: the bundled MiniLM).
+        max_reference: reference calls embedded at most (a uniform sample beyond that).
+    """
+    from slmlab.config import artefact
+    from slmlab.embed import select_embedder
+    from slmlab.label.session import call_prompt_texts
+
+    path = artefact("clustered", run)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run notebooks 01-03 (or `slmlab run`) first")
+    calls = pl.read_parquet(path)
+    labels = artefact("labels", run)
+    if labels.exists():
+        from slmlab.label import LabelSession
+
+        calls = LabelSession.load(labels, calls).apply(calls)
+    reference, new = split_by_time(calls, n_calls)
+    if reference.height > max_reference:
+        reference = reference.sample(max_reference, seed=seed)
+    emb = select_embedder(embedder)
+    ref_texts, new_texts = call_prompt_texts(reference), call_prompt_texts(new)
+    emb.fit(ref_texts)
+    replay_ref = replay_new = None
+    replay_path = artefact("replay", run)
+    if replay_path.exists():
+        replay = pl.read_parquet(replay_path)
+        replay_ref = replay.filter(pl.col("call_id").is_in(reference["call_id"].implode()))
+        replay_new = replay.filter(pl.col("call_id").is_in(new["call_id"].implode()))
+        if not (replay_ref.height and replay_new.height):
+            replay_ref = replay_new = None
+    return detect_drift(
+        new,
+        None,
+        reference,
+        new_embeddings=emb.embed(new_texts),
+        reference_embeddings=emb.embed(ref_texts),
+        new_replay=replay_new,
+        reference_replay=replay_ref,
+    )
+
+
+__all__ = [
+    "DriftReport",
+    "TemplateIndex",
+    "cluster_centroids",
+    "clusters_to_retrain",
+    "detect_drift",
+    "drift_on_new_demo_logs",
+    "fallback_rates",
+    "needs_reclustering",
+    "split_by_time",
+    "system_prompt",
+]
