@@ -124,7 +124,9 @@ class TemplateIndex:
         if not self._hashes:
             return None
         m = self._minhash(text)
-        cands = [(m.jaccard(self._hashes[c]), c) for c in self._lsh.query(m)]
+        # A few hundred templates are compared exhaustively (exact for the estimate); beyond, LSH buckets.
+        pool = self._hashes if len(self._hashes) <= 256 else self._lsh.query(m)
+        cands = [(m.jaccard(self._hashes[c]), c) for c in pool]
         cands = [(j, c) for j, c in cands if j >= self.threshold]
         return max(cands)[1] if cands else None
 
