@@ -624,7 +624,7 @@ def split_by_time(calls: pl.DataFrame, n_new: int) -> tuple[pl.DataFrame, pl.Dat
 
 
 def drift_on_new_demo_logs(
-    run: str = "demo", n_calls: int = 1500, seed: int = 0, embedder: Any = None, max_reference: int = 4000
+    run: str = "demo", n_calls: int = 1500, seed: int = 0, embedder: Any = None, max_reference: int = 2000
 ) -> DriftReport:
     """Drift check on a run's own logs: the latest sessions (about `n_calls` calls) play next month's logs
     and the earlier ones the reference, assigned to the run's clusters (through the labeller's merges and

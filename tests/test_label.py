@@ -184,6 +184,8 @@ def test_status_note_accept_and_undo_many(clusters, calls):
     assert s.accept_suggested(0.6, if_unlabelled=True) == []  # a person labelled: nothing auto-accepted
     assert s.accept_suggested(0.6) == [0]  # 2 is already reviewed, 1 is below the threshold
     assert s.accepted() == [0]
+    assert s.accept_suggested(0.99, at_least=1) == [1]  # the most suitable open cluster, even below 0.99
+    s.undo()
     assert s.history["op"].to_list() == ["status", "note", "status"]
     assert s.n_labelled == 2
     s.undo(2)

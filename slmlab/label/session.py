@@ -571,7 +571,9 @@ class LabelSession:
             "call_ids": moved,
         }
 
-    def accept_suggested(self, min_suitability: float = 0.6, *, if_unlabelled: bool = False) -> list[int]:
+    def accept_suggested(
+        self, min_suitability: float = 0.6, *, if_unlabelled: bool = False, at_least: int = 0
+    ) -> list[int]:
         """Mark unreviewed clusters with `suitability >= min_suitability` as SLM candidates (one undo step).
 
         This is what the main job does when nobody labels: the cluster step's suitability score decides.
@@ -581,6 +583,8 @@ class LabelSession:
             min_suitability: threshold on the cluster table's `suitability` (0..1).
             if_unlabelled: do nothing if any cluster already has a status other than "unreviewed" (a person
                 has labelled; their decisions stand).
+            at_least: if fewer clusters pass the threshold, accept the most suitable unreviewed ones up to this
+                many (so an unattended run always has something to specialize).
 
         Returns:
             the accepted cluster ids (largest first); empty if none qualified.
@@ -592,21 +596,22 @@ class LabelSession:
         """
         if if_unlabelled and any(m["status"] != "unreviewed" for m in self._meta.values()):
             return []
-        chosen = [
-            c
-            for c, m in sorted(self._meta.items(), key=lambda kv: (-(kv[1]["size"] or 0), kv[0]))
-            if c != NOISE
-            and m["status"] == "unreviewed"
-            and m["suitability"] is not None
-            and m["suitability"] >= min_suitability
-        ]
+        open_ = {c: m for c, m in self._meta.items() if c != NOISE and m["status"] == "unreviewed"}
+        scored = {c: m["suitability"] for c, m in open_.items() if m["suitability"] is not None}
+        chosen = {c for c, v in scored.items() if v >= min_suitability}
+        for c in sorted(scored, key=lambda c: (-scored[c], c)):
+            if len(chosen) >= at_least:
+                break
+            chosen.add(c)
+        chosen = sorted(chosen, key=lambda c: (-(open_[c]["size"] or 0), c))
         if chosen:
             self._do(
                 {
                     "op": "status",
                     "clusters": chosen,
                     "status": "slm_candidate",
-                    "reason": f"suitability >= {min_suitability}",
+                    "reason": f"suitability >= {min_suitability}"
+                    + (f", at least {at_least}" if at_least else ""),
                 }
             )
         return chosen
