@@ -673,11 +673,14 @@ def rank_models(
     max_params_b: float | None = None,
     prefer_local: bool | None = None,
     lora_r: int = 16,
+    max_prompt_tokens: int | None = None,
 ) -> pl.DataFrame:
     """Rank catalog models for each cluster on one GPU.
 
     Per (cluster, model):
       - `context_need` = p90_input_tokens + mean_output_tokens; `context_ok` when the model's window holds it.
+        With `max_prompt_tokens` (prompts trimmed by a `PromptBudget` before training and serving, as
+        `slmlab.specialize` does) the prompt part is capped at that budget.
       - `train_gb` (the chosen `mode` at that sequence length, batch 1, gradient checkpointing) and `infer_gb`
         (same quantization, KV cache for that context); `fits` when both are within the GPU's usable memory
         and, on a CPU, the model is within its training budget (`train_params_budget_b`, time not memory).
@@ -703,6 +706,8 @@ def rank_models(
         mode: "qlora", "lora", "full" or "inference".
         max_params_b: drop bigger models (a reason, not a silent filter).
         prefer_local: rank offline-loadable models first; None = only on a CPU.
+        lora_r: LoRA rank for the training memory estimate.
+        max_prompt_tokens: the prompt budget the SLM will see; None = the logged prompt length.
 
     Returns:
         One row per (cluster, model), sorted by cluster then rank.
@@ -727,7 +732,10 @@ def rank_models(
     memo: dict[tuple[str, int], tuple[float, float]] = {}
     rows = []
     for cl in clusters.iter_rows(named=True):
-        ctx = int(math.ceil((cl["p90_input_tokens"] or 0) + (cl["mean_output_tokens"] or 0))) or 1
+        prompt = cl["p90_input_tokens"] or 0
+        if max_prompt_tokens is not None:
+            prompt = min(prompt, max_prompt_tokens)
+        ctx = int(math.ceil(prompt + (cl["mean_output_tokens"] or 0))) or 1
         tool_call = cl["output_shape"] == "tool_call"
         bar = difficulty_bar(cl["suitability"])
         for m in cat.iter_rows(named=True):
@@ -809,6 +817,19 @@ def rank_models(
 def best_per_cluster(ranking: pl.DataFrame) -> pl.DataFrame:
     """The top-ranked eligible model of each cluster (one row per cluster)."""
     return ranking.filter(pl.col("rank") == 1).sort("cluster")
+
+
+def best_model(ranking: pl.DataFrame, cluster: int) -> str:
+    """The model reference to load for a cluster's top-ranked candidate: its local name if bundled, else hub id.
+
+    Raises:
+        ValueError: no model is eligible for that cluster (see the `reasons` column).
+    """
+    top = ranking.filter((pl.col("cluster") == cluster) & (pl.col("rank") == 1))
+    if top.height == 0:
+        raise ValueError(f"no eligible model for cluster {cluster}; see ranking['reasons']")
+    row = top.row(0, named=True)
+    return row["local_name"] or row["hub_id"]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from slmlab.select import (
     CatalogError,
     GpuSpec,
+    best_model,
     catalog_row,
     estimate_memory,
     get_gpu,
@@ -298,6 +299,12 @@ def test_cpu_ranks_the_bundled_model_first(clusters):
     assert best.get_column("local_name").to_list() == ["smollm2-135m", "smollm2-135m"]
     eligible = ranked.filter(pl.col("eligible"))
     assert eligible.get_column("params_b").max() <= 0.5  # the CPU training budget
+    assert best_model(ranked, 0) == "smollm2-135m"
+    # an 8.9k-token cluster overflows SmolLM2's 8k window at the logged length, not once prompts are trimmed
+    long = clusters.head(1).with_columns(p90_input_tokens=pl.lit(8806.0))
+    assert not rank_models(long, "cpu").filter(pl.col("local")).get_column("context_ok").item()
+    trimmed = rank_models(long, "cpu", max_prompt_tokens=2048)
+    assert best_model(trimmed, 0) == "smollm2-135m" and trimmed.get_column("context_need")[0] == 2088
     big = ranked.filter(pl.col("hub_id") == "Qwen/Qwen3-8B").row(0, named=True)
     assert not big["fits"] and "trainable in reasonable time" in big["reasons"] and big["rank"] is None
 
