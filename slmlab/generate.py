@@ -151,7 +151,9 @@ class Generator:
             sort_by_length: batch prompts of similar length together (less padding); results keep the
                 input order either way.
         """
-        store = GenerationCache() if cache is True else (cache or None)
+        store = (
+            GenerationCache() if cache is True else (cache if isinstance(cache, GenerationCache) else None)
+        )
         out: list[Generation | None] = [None] * len(prompts)
         keys: list[str] = []
         if store is not None:

@@ -215,6 +215,22 @@ def adapter_base_model(adapter_dir: str | Path) -> str | None:
     return None
 
 
+def adapter_prompt_setup(
+    adapter_dir: str | Path, budget: PromptBudget, tools: list[dict[str, Any]] | None
+) -> tuple[PromptBudget, list[dict[str, Any]] | None]:
+    """The prompt budget and tool list an adapter was trained with (its `slmlab_adapter.json`), so the
+    tuned model is evaluated on prompts rendered exactly like its training data; else the given ones."""
+    path = Path(adapter_dir) / "slmlab_adapter.json"
+    if not path.exists():
+        return budget, tools
+    meta = json.loads(path.read_text())
+    saved = meta.get("prompt_budget") or {}
+    known = set(PromptBudget.__dataclass_fields__)
+    if saved:
+        budget = PromptBudget(**{k: v for k, v in saved.items() if k in known})
+    return budget, meta.get("tools") or tools
+
+
 def _adapter_fits(adapter_dir: str | Path, model: str) -> bool:
     base = adapter_base_model(adapter_dir)
     if base is None:
@@ -227,6 +243,43 @@ def _adapter_fits(adapter_dir: str | Path, model: str) -> bool:
     except (FileNotFoundError, OSError):
         pass
     return base in names or Path(base).name in names
+
+
+def find_adapters(folder: str | Path) -> dict[int, Path]:
+    """Adapter folders of a run (`artefact("adapters") / "cluster_<id>"`), by cluster id.
+
+    Example:
+        >>> find_adapters("/nonexistent")
+        {}
+    """
+    root = Path(folder)
+    out: dict[int, Path] = {}
+    for sub in sorted(root.glob("cluster_*")) if root.is_dir() else []:
+        tail = sub.name.removeprefix("cluster_")
+        if tail.lstrip("-").isdigit() and any(
+            (sub / f).exists() for f in ("slmlab_adapter.json", "adapter_config.json")
+        ):
+            out[int(tail)] = sub
+    return out
+
+
+def load_step_inputs(run: str = "demo") -> tuple[pl.DataFrame, pl.DataFrame | None, dict[int, Path]]:
+    """What notebook 07 needs from steps 3-6: clustered calls (labels applied), cluster table, adapters.
+
+    The labeller's merges and splits (`artefact("labels")`, a `LabelSession`) are applied to the calls and
+    its cluster table (with each cluster's status) is returned; without labels, step 3's cluster table.
+    """
+    from slmlab.config import artefact
+
+    calls = pl.read_parquet(artefact("clustered", run))
+    clusters_path, labels_path = artefact("clusters", run), artefact("labels", run)
+    clusters = pl.read_parquet(clusters_path) if clusters_path.exists() else None
+    if labels_path.exists():
+        from slmlab.label import LabelSession
+
+        session = LabelSession.load(labels_path, calls)
+        calls, clusters = session.apply(calls), session.clusters
+    return calls, clusters, find_adapters(artefact("adapters", run))
 
 
 # ---------------------------------------------------------------- the matrix
@@ -250,6 +303,7 @@ def run_experiments(
     batch_size: int = 8,
     int8: bool = False,
     progress: bool = True,
+    max_clusters: int | None = None,
 ) -> pl.DataFrame:
     """Generate and score every accepted cluster x model x experiment on held-out calls.
 
@@ -270,6 +324,7 @@ def run_experiments(
         cache: reuse earlier generations from the on-disk cache.
         seed: sampling of eval calls and random ICL examples.
         batch_size, int8: passed to `TransformersGenerator` for model references.
+        max_clusters: evaluate at most this many accepted clusters, the largest first (smoke runs).
 
     Returns:
         Per-call scores (`score_calls` columns) with `model`, `experiment` and `adapter`.
@@ -286,6 +341,14 @@ def run_experiments(
         raise ValueError("cluster_source must be 'cluster' or 'task_label'")
     calls = _ensure_split(calls, seed)
     ids = accepted_clusters(clusters, calls)
+    if max_clusters is not None and len(ids) > max_clusters:
+        sizes = (
+            calls.filter(pl.col("cluster").is_in(ids))
+            .group_by("cluster")
+            .len()
+            .sort(["len", "cluster"], descending=[True, False])
+        )
+        ids = sorted(sizes.get_column("cluster").head(max_clusters).to_list())
     rng = random.Random(seed)
     tools_fallback = tools_from_calls(calls.get_column("response_tool_calls").to_list())
     tests, examples = [], []
@@ -336,7 +399,8 @@ def run_experiments(
                 sub = test_all.filter(pl.col("cluster") == c)
                 tuned = gen.with_adapter(adapter)
                 ttok = getattr(tuned, "tokenizer", None)
-                prompts = [build_prompt(r, budget, ttok, tools_fallback) for r in sub.to_dicts()]
+                t_budget, t_tools = adapter_prompt_setup(adapter, budget, tools_fallback)
+                prompts = [build_prompt(r, t_budget, ttok, t_tools) for r in sub.to_dicts()]
                 outs = tuned.generate(prompts, **gen_kw)
                 sc = score_calls(sub, outs, model=gen.name, experiment="tuned", **score_kw)
                 results.append(sc.with_columns(pl.lit(str(adapter), dtype=pl.String).alias("adapter")))

@@ -218,9 +218,13 @@ def _load_embedder(embedder: Any) -> Any:
         from slmlab.embed import select_embedder
     except ImportError:
         return None
-    if embedder == "auto":
-        return select_embedder()
-    return select_embedder(embedder)
+    key = None if embedder == "auto" else embedder
+    if key not in _EMBEDDERS:  # loading a sentence-transformer takes seconds: once per process
+        _EMBEDDERS[key] = select_embedder(key)
+    return _EMBEDDERS[key]
+
+
+_EMBEDDERS: dict[Any, Any] = {}
 
 
 def text_vectors(
