@@ -34,7 +34,7 @@ STEPS = 3 if is_smoke() else 60  # optimizer steps
 BATCH_ROWS = 1  # packed rows per step (each row holds several calls)
 MAX_LEN = 640 if is_smoke() else 1024  # tokens per packed row
 PROMPT_TOKENS = 384 if is_smoke() else 448  # prompt budget: system head + tool list + latest turns
-MAX_TRAIN_CALLS = 24 if is_smoke() else None  # cap on training calls (None = all)
+MAX_CALLS = 16 if is_smoke() else 100_000  # cap on calls per split (train / val / test)
 LR = 1e-3  # LoRA learning rate (high: few steps, small model)
 LORA_R = 16  # LoRA rank
 SAVE_EVERY = 20  # checkpoint every N steps; re-running the cell resumes from the last one
@@ -83,11 +83,9 @@ from slmlab.specialize import build_sft_dataset
 budget = PromptBudget(
     max_system_chars=300, max_message_chars=600, max_turns=6, max_tokens=PROMPT_TOKENS, max_evidence_chars=400
 )
-train_calls = split.filter(pl.col("split") != "train").vstack(
-    split.filter(pl.col("split") == "train").head(MAX_TRAIN_CALLS)
-)
+capped = split.filter(pl.int_range(pl.len()).over("split") < MAX_CALLS)
 tokenizer = load_tokenizer(target.base_model)
-data = build_sft_dataset(train_calls, tokenizer, budget, max_len=MAX_LEN, progress=True)
+data = build_sft_dataset(capped, tokenizer, budget, max_len=MAX_LEN, progress=True)
 data.to_frame().group_by("split").agg(pl.len(), pl.col("n_prompt").mean(), pl.col("n_target").mean())
 
 # %% [markdown]
@@ -139,7 +137,7 @@ dict(peak_mb=round(result.peak_memory_mb), model_mb=round(result.model_memory_mb
 from slmlab.generate import TransformersGenerator
 from slmlab.specialize import call_prompts, side_by_side
 
-test = split.filter(pl.col("split") == "test").head(N_SHOW)
+test = capped.filter(pl.col("split") == "test").head(N_SHOW)
 prompts = call_prompts(test, tokenizer, data.budget, data.tools)
 base = TransformersGenerator(target.base_model, batch_size=N_SHOW, name="base")
 tuned = TransformersGenerator(
