@@ -1,0 +1,305 @@
+"""`TaskClusterer`: features -> optional reducer -> clusterer, plus a prompt-only assigner for live calls.
+
+Usage:
+    >>> from slmlab.cluster import TaskClusterer
+    >>> tc = TaskClusterer(embedder="tfidf").fit(calls)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from slmlab.cluster.features import (
+    DEFAULT_FEATURES,
+    FeatureEncoder,
+    call_states,
+    parse_features,
+    prompt_parts,
+)
+from slmlab.config import require
+
+
+def select_reducer(reducer: Any, n_components: int = 10, random_state: int = 0) -> Any:
+    """None (no reduction), "pca", "umap" (needs `slmlab[embed]`) or any object with `fit_transform`.
+
+    Example:
+        >>> type(select_reducer("pca")).__name__
+        'PCA'
+    """
+    if reducer is None or (isinstance(reducer, str) and reducer.lower() == "none"):
+        return None
+    if not isinstance(reducer, str):
+        return reducer
+    if reducer.lower() == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=n_components, random_state=random_state)
+    if reducer.lower() == "umap":
+        umap = require("umap", "embed")
+        return umap.UMAP(
+            n_components=n_components,
+            n_neighbors=15,
+            min_dist=0.0,
+            metric="cosine",
+            random_state=random_state,
+        )
+    raise ValueError(f"unknown reducer {reducer!r}; use None, 'pca', 'umap' or an object with fit_transform")
+
+
+def select_clusterer(
+    clusterer: Any, min_cluster_size: int = 10, n_clusters: int = 20, random_state: int = 0
+) -> Any:
+    """ "hdbscan" (sklearn.cluster.HDBSCAN), "kmeans", "agglomerative" or any object with `fit_predict`.
+
+    Example:
+        >>> type(select_clusterer("kmeans", n_clusters=3)).__name__
+        'KMeans'
+    """
+    if not isinstance(clusterer, str):
+        return clusterer
+    from sklearn import cluster as skc
+
+    name = clusterer.lower()
+    if name == "hdbscan":
+        # min_samples below min_cluster_size keeps small but dense sub-tasks out of the noise.
+        return skc.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=max(2, min_cluster_size // 2))
+    if name == "kmeans":
+        return skc.KMeans(n_clusters=n_clusters, n_init=3, random_state=random_state)
+    if name in ("minibatch_kmeans", "minibatchkmeans"):
+        return skc.MiniBatchKMeans(
+            n_clusters=n_clusters, n_init=3, random_state=random_state, batch_size=4096
+        )
+    if name == "agglomerative":
+        return skc.AgglomerativeClustering(n_clusters=n_clusters, linkage="ward")
+    raise ValueError(
+        f"unknown clusterer {clusterer!r}; use 'hdbscan', 'kmeans', 'agglomerative' or an object"
+    )
+
+
+class TaskClusterer:
+    """Cluster agent calls into recurring sub-tasks; assign live calls from the prompt alone.
+
+    `fit` embeds the calls with `features` (offline it may use the response, default
+    "prompt_state+action"), optionally reduces them, and clusters. It then trains a prompt-only
+    assigner — a logistic regression (or k-NN) on the prompt-only parts of `features` with the fitted
+    labels as targets, noise (-1) included — which `predict` uses, so a router can send a live call to
+    its cluster before the LLM answers.
+
+    Args:
+        features: feature parts joined by "+" (`slmlab.cluster.features`): "last_user", "system",
+            "last_message", "prompt_state", "action".
+        embedder: name, path or `Embedder` for the text blocks (default the bundled MiniLM).
+        reducer: None, "pca", "umap" or an sklearn-style object with `fit_transform`.
+        clusterer: "hdbscan", "kmeans", "agglomerative", "minibatch_kmeans" or an object with `fit_predict`.
+        min_cluster_size: smallest cluster HDBSCAN keeps; also the floor below which no cluster is worth an SLM.
+        n_clusters: clusters for k-means / agglomerative.
+        n_components: reducer output dimensions.
+        weights: feature block weights, overriding `features.DEFAULT_WEIGHTS`.
+        assigner: "logreg" or "knn", the prompt-only model behind `predict`.
+        max_chars: texts are cut to this many characters before embedding.
+        random_state: seed for the reducer, k-means and the assigner.
+
+    Attributes (after fit):
+        labels_: cluster id per call (-1 = noise), int32.
+        n_clusters_: number of clusters (noise excluded).
+        centroids_: (n_clusters_, dim) mean feature vector of each cluster, in the clustering space.
+        vectors_: the clustering-space vectors of the fitted calls.
+        call_ids_: the fitted calls' ids (when the frame has `call_id`).
+        encoder_, prompt_encoder_: the fitted `FeatureEncoder`s of `features` and of its prompt-only parts.
+
+    Example:
+        >>> tc = TaskClusterer(features="prompt_state", embedder="tfidf", clusterer="kmeans", n_clusters=5)
+        >>> tc.fit(calls).labels_.shape  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        features: str = DEFAULT_FEATURES,
+        embedder: Any = None,
+        reducer: Any = None,
+        clusterer: Any = "hdbscan",
+        min_cluster_size: int = 10,
+        n_clusters: int = 20,
+        n_components: int = 10,
+        weights: dict[str, float] | None = None,
+        assigner: str = "logreg",
+        max_chars: int = 1000,
+        random_state: int = 0,
+    ) -> None:
+        self.features = features
+        self.embedder = embedder
+        self.reducer = reducer
+        self.clusterer = clusterer
+        self.min_cluster_size = min_cluster_size
+        self.n_clusters = n_clusters
+        self.n_components = n_components
+        self.weights = weights
+        self.assigner = assigner
+        self.max_chars = max_chars
+        self.random_state = random_state
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """The constructor parameters (scikit-learn convention)."""
+        keys = (
+            "features embedder reducer clusterer min_cluster_size n_clusters n_components weights assigner "
+            "max_chars random_state"
+        ).split()
+        return {k: getattr(self, k) for k in keys}
+
+    def set_params(self, **params: Any) -> TaskClusterer:
+        for key, value in params.items():
+            if key not in self.get_params():
+                raise ValueError(f"unknown parameter {key!r}")
+            setattr(self, key, value)
+        return self
+
+    def _encode(self, calls: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
+        parse_features(self.features)
+        states = call_states(calls, self.max_chars)
+        self.encoder_ = FeatureEncoder(self.features, self.embedder, self.weights, self.max_chars)
+        x = self.encoder_.fit_transform(calls, states)
+        p_features = "+".join(prompt_parts(self.features))
+        if p_features == self.features:
+            self.prompt_encoder_, xp = self.encoder_, x
+        else:
+            self.prompt_encoder_ = FeatureEncoder(p_features, self.embedder, self.weights, self.max_chars)
+            xp = self.prompt_encoder_.fit_transform(calls, states)
+        return x, xp, states
+
+    def fit(self, calls: pl.DataFrame, y: Any = None) -> TaskClusterer:
+        """Cluster `calls` (a call table); sets `labels_`, `centroids_`, `n_clusters_`; returns self."""
+        if calls.height < 2:
+            raise ValueError("need at least 2 calls to cluster")
+        x, xp, _ = self._encode(calls)
+        reducer = select_reducer(
+            self.reducer, min(self.n_components, x.shape[1], calls.height - 1), self.random_state
+        )
+        self.reducer_ = reducer
+        z = reducer.fit_transform(x) if reducer is not None else x
+        self.vectors_ = np.asarray(z, dtype=np.float32)
+        n_clusters = max(1, min(self.n_clusters, calls.height))
+        self.clusterer_ = select_clusterer(
+            self.clusterer, self.min_cluster_size, n_clusters, self.random_state
+        )
+        labels = np.asarray(self.clusterer_.fit_predict(self.vectors_), dtype=np.int64)
+        self.labels_ = _relabel_by_size(labels)
+        self.n_clusters_ = int(self.labels_.max() + 1) if (self.labels_ >= 0).any() else 0
+        self.centroids_ = (
+            np.stack([self.vectors_[self.labels_ == c].mean(axis=0) for c in range(self.n_clusters_)])
+            if self.n_clusters_
+            else np.zeros((0, self.vectors_.shape[1]), np.float32)
+        )
+        self.call_ids_ = calls.get_column("call_id").to_list() if "call_id" in calls.columns else None
+        self.assigner_ = self._fit_assigner(xp, self.labels_)
+        return self
+
+    def _fit_assigner(self, xp: np.ndarray, labels: np.ndarray) -> Any:
+        classes = np.unique(labels)
+        if len(classes) < 2:
+            return int(classes[0]) if len(classes) else -1
+        if self.assigner == "knn":
+            from sklearn.neighbors import KNeighborsClassifier
+
+            model = KNeighborsClassifier(n_neighbors=min(15, len(labels)), weights="distance")
+        elif self.assigner == "logreg":
+            from sklearn.linear_model import LogisticRegression
+
+            model = LogisticRegression(max_iter=300, C=3.0, random_state=self.random_state)
+        else:
+            raise ValueError(f"assigner must be 'logreg' or 'knn', not {self.assigner!r}")
+        return model.fit(xp, labels)
+
+    def prompt_features(self, calls: pl.DataFrame) -> np.ndarray:
+        """The prompt-only feature matrix `predict` uses (the router's input)."""
+        self._check_fitted()
+        return self.prompt_encoder_.transform(calls)
+
+    def predict(self, calls: pl.DataFrame) -> np.ndarray:
+        """Cluster id (-1 = noise) of each call, from its prompt only (no response needed)."""
+        self._check_fitted()
+        if isinstance(self.assigner_, int):
+            return np.full(calls.height, self.assigner_, dtype=np.int32)
+        return self.assigner_.predict(self.prompt_features(calls)).astype(np.int32)
+
+    def predict_proba(self, calls: pl.DataFrame) -> np.ndarray:
+        """Probability of each cluster (columns in `assigner_.classes_` order, noise first) per call."""
+        self._check_fitted()
+        if isinstance(self.assigner_, int):
+            return np.ones((calls.height, 1))
+        return self.assigner_.predict_proba(self.prompt_features(calls))
+
+    def fit_predict(self, calls: pl.DataFrame, y: Any = None) -> np.ndarray:
+        """Fit and return `labels_` (the clustering of `calls` with all of `features`)."""
+        return self.fit(calls).labels_
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "labels_"):
+            raise RuntimeError("TaskClusterer is not fitted; call fit(calls) first")
+
+    def __repr__(self) -> str:
+        return (
+            f"TaskClusterer(features={self.features!r}, embedder={self.embedder!r}, reducer={self.reducer!r}, "
+            f"clusterer={self.clusterer!r}, min_cluster_size={self.min_cluster_size})"
+        )
+
+
+def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
+    """Renumber clusters 0..k-1 by decreasing size (noise stays -1), so ids are stable and readable."""
+    out = np.full(labels.shape, -1, dtype=np.int32)
+    ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+    order = ids[np.lexsort((ids, -counts))]
+    for new, old in enumerate(order):
+        out[labels == old] = new
+    return out
+
+
+def assign_clusters(calls: pl.DataFrame, clusterer: TaskClusterer | None = None) -> pl.DataFrame:
+    """`calls` with an Int32 `cluster` column (-1 = noise).
+
+    An unfitted clusterer (or None, the defaults) is fit on `calls`; a clusterer fitted on exactly these
+    calls gives its `labels_`; otherwise new calls are assigned with `predict` (prompt only).
+
+    Example:
+        >>> out = assign_clusters(calls, TaskClusterer(embedder="tfidf"))  # doctest: +SKIP
+    """
+    clusterer = clusterer if clusterer is not None else TaskClusterer()
+    if not hasattr(clusterer, "labels_"):
+        labels = clusterer.fit(calls).labels_
+    elif (
+        getattr(clusterer, "call_ids_", None) is not None
+        and "call_id" in calls.columns
+        and calls.get_column("call_id").to_list() == clusterer.call_ids_
+    ):
+        labels = clusterer.labels_
+    else:
+        labels = clusterer.predict(calls)
+    return calls.with_columns(pl.Series("cluster", labels, dtype=pl.Int32))
+
+
+def cluster_quality(labels: Any, truth: Any) -> dict[str, float]:
+    """Agreement of cluster labels with ground truth: ARI, NMI, homogeneity, completeness, counts.
+
+    Noise (-1) counts as one more cluster, as BERTopic's outlier topic does, so a clustering cannot look
+    good by calling hard calls noise; `noise_share` reports how many there are.
+
+    Example:
+        >>> cluster_quality([0, 0, 1, 1], ["a", "a", "b", "b"])["ari"]
+        1.0
+    """
+    from sklearn import metrics
+
+    labels = np.asarray(labels)
+    truth = np.asarray(truth)
+    if labels.shape != truth.shape:
+        raise ValueError(f"labels ({labels.shape}) and truth ({truth.shape}) differ in length")
+    return {
+        "ari": float(metrics.adjusted_rand_score(truth, labels)),
+        "nmi": float(metrics.normalized_mutual_info_score(truth, labels)),
+        "homogeneity": float(metrics.homogeneity_score(truth, labels)),
+        "completeness": float(metrics.completeness_score(truth, labels)),
+        "n_clusters": int(len(set(labels[labels >= 0].tolist()))),
+        "noise_share": float(np.mean(labels < 0)) if labels.size else 0.0,
+    }
