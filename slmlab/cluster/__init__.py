@@ -29,6 +29,7 @@ from slmlab.cluster.features import (
 from slmlab.cluster.model import (
     TaskClusterer,
     assign_clusters,
+    attach_truth,
     cluster_quality,
     select_clusterer,
     select_reducer,
@@ -42,6 +43,7 @@ __all__ = [
     "FeatureEncoder",
     "TaskClusterer",
     "assign_clusters",
+    "attach_truth",
     "c_tf_idf_keywords",
     "call_states",
     "cluster_quality",

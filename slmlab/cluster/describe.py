@@ -155,10 +155,10 @@ def describe_clusters(calls: pl.DataFrame, vectors: np.ndarray | None = None) ->
     total_weight = float(df.get_column("weight").sum()) or 1.0
     docs = (
         df.group_by("cluster")
-        .agg((pl.col("action") + " " + pl.col("last_user").str.slice(0, 500)).str.join(" "))
+        .agg(pl.col("last_user").str.slice(0, 500).str.join(" ").alias("doc"))
         .sort("cluster")
     )
-    keywords = c_tf_idf_keywords(dict(zip(docs["cluster"].to_list(), docs["action"].to_list(), strict=True)))
+    keywords = c_tf_idf_keywords(dict(zip(docs["cluster"].to_list(), docs["doc"].to_list(), strict=True)))
     if vectors is None:
         vectors = _tfidf_vectors((df["action"] + " " + df["last_user"]).to_list())
     rows: list[dict[str, Any]] = []

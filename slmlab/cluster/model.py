@@ -309,3 +309,25 @@ def cluster_quality(labels: Any, truth: Any) -> dict[str, float]:
         "n_clusters": int(len(set(labels[labels >= 0].tolist()))),
         "noise_share": float(np.mean(labels < 0)) if labels.size else 0.0,
     }
+
+
+def attach_truth(calls: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    """`calls` with a `truth` column from a `call_id, task_label` table (null where unknown).
+
+    Joins on `call_id`; where curation hashed the ids so that nothing matches, it falls back to the log
+    line: row i of a label file written by `slmlab.synth` belongs to line i + 1 of its log
+    (`source_line`). For measuring quality only; never a clustering input.
+
+    Example:
+        >>> calls = pl.DataFrame({"call_id": ["h1"], "source_line": [2]})
+        >>> attach_truth(calls, pl.DataFrame({"call_id": ["a", "b"], "task_label": ["x", "y"]}))["truth"][0]
+        'y'
+    """
+    labels = labels.select("call_id", pl.col("task_label").alias("truth"))
+    out = calls.join(labels, on="call_id", how="left")
+    if out["truth"].null_count() == out.height and "source_line" in calls.columns:
+        by_line = labels.with_row_index("source_line", offset=1).select(
+            pl.col("source_line").cast(pl.Int64), "truth"
+        )
+        out = calls.join(by_line, on=pl.col("source_line").cast(pl.Int64), how="left")
+    return out
