@@ -1,0 +1,142 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Evaluate the small models and fit the router
+#
+# Goal: measure, per accepted cluster, how often each candidate SLM gives the LLM's answer on held-out
+# calls (zero-shot, with in-context examples, and with the cluster's LoRA adapter), decide which clusters
+# to swap, and fit a prompt-only router that sends their calls to the SLM.
+#
+# **What you need:** CPU is enough (smoke: a few minutes; full: about a minute per 50 calls and
+# experiment with the 135M model on 2 cores, much faster on a GPU). Notebooks 03–06 have run for the same
+# `RUN` (a cluster without an adapter skips the tuned experiment with a note).
+
+# %% tags=["parameters"]
+from slmlab.config import default_run, is_smoke
+
+RUN = default_run()  # run folder shared with notebooks 01-08
+MODELS = ["smollm2-135m"]  # candidate SLMs (model references, or Generator objects for an endpoint)
+EXPERIMENTS = ["base", "icl", "tuned"]  # zero-shot, in-context examples, the cluster's LoRA adapter
+K_ICL = 3  # in-context examples per prompt, taken from the cluster's training split
+ICL = "similar"  # "similar" (nearest prompts) or "random" examples
+N_EVAL = 4 if is_smoke() else 100  # held-out calls per cluster (smoke: a few, to keep CPU time small)
+MAX_CLUSTERS = 2 if is_smoke() else None  # evaluate at most this many accepted clusters (largest first)
+MAX_NEW_TOKENS = 32 if is_smoke() else 128  # generation budget; tool calls need ~30-60 tokens
+MAX_PROMPT_TOKENS = 512 if is_smoke() else 1024  # prompt budget when no adapter records its own
+EMBEDDER = "tfidf" if is_smoke() else "auto"  # ICL retrieval + text similarity ("auto" = MiniLM)
+SWAP_AT = (
+    0.0 if is_smoke() else 0.9
+)  # swap a cluster at this agreement (smoke: swap all, to exercise routing)
+MIN_EVAL = 4 if is_smoke() else 20  # fewer evaluated calls than this -> "needs more data"
+METRIC = "name_args_exact"  # verdict metric (text clusters use `agreement`: embedding similarity)
+ROUTER_METHOD = "logreg"  # "logreg" (classifier probability) or "centroid" (cosine to the centroid)
+SLM_COST_PER_MTOK = None  # USD per million SLM tokens for the replay; None leaves it to notebook 08
+SEED = 0
+
+# %% [markdown]
+# ## 1. Inputs: clustered calls, labels and adapters
+# The labeller's merges, splits and statuses (notebook 04) are applied; `split_by_session` gives the
+# same session-level split that fine-tuning used, and the leakage check fails loudly if it leaks.
+
+# %%
+import polars as pl
+
+from slmlab import evaluate, route
+from slmlab.chat_format import PromptBudget
+from slmlab.config import artefact
+from slmlab.splits import check_leakage, split_by_session
+
+calls, clusters, adapters = evaluate.load_step_inputs(RUN)
+calls = check_leakage(split_by_session(calls, seed=SEED))
+print(f"{calls.height} calls, accepted clusters: {evaluate.accepted_clusters(clusters, calls)}")
+print(
+    f"adapters for clusters: {sorted(adapters)}; ARI of clusters vs task tags: {evaluate.cluster_task_ari(calls)}"
+)
+
+# %% [markdown]
+# ## 2. The experiment matrix
+# Every accepted cluster × model × experiment on held-out calls. Generations are cached on disk, so a
+# re-run only generates what changed.
+
+# %%
+scores = evaluate.run_experiments(
+    calls, clusters, MODELS, adapters, experiments=EXPERIMENTS, k_icl=K_ICL, icl=ICL, n_eval=N_EVAL,
+    budget=PromptBudget(max_tokens=MAX_PROMPT_TOKENS), max_new_tokens=MAX_NEW_TOKENS, embedder=EMBEDDER,
+    seed=SEED, max_clusters=MAX_CLUSTERS,
+)  # fmt: skip
+scores.select(
+    "call_id", "cluster", "experiment", "ref_action", "pred_action", "agreement", "latency_ms"
+).head(8)
+
+# %%
+summary = evaluate.summarize_scores(scores)
+summary.select("cluster", "model", "experiment", "n", METRIC, "agreement", "agreement_lo", "agreement_hi")
+
+# %%
+evaluate.plot_experiment_heatmap(summary, metric=METRIC)
+
+# %% [markdown]
+# ## 3. Verdicts
+# Swap a cluster when its best model/experiment reaches `SWAP_AT` on at least `MIN_EVAL` calls.
+
+# %%
+verdicts = evaluate.verdicts(summary, swap_at=SWAP_AT, min_eval=MIN_EVAL, metric=METRIC, adapters=adapters)
+verdicts  # noqa: B018
+
+# %% [markdown]
+# ## 4. Fit the router
+# It reads only the prompt (never the response), assigns the call to a cluster and sends swapped
+# clusters to their SLM when it is confident enough; everything else stays on the LLM.
+
+# %%
+train = calls.filter(pl.col("split") == "train")
+router = route.ClusterRouter(method=ROUTER_METHOD, routes=verdicts).fit(train)
+router.save(artefact("router", RUN))
+print(f"router threshold {router.threshold:.3f}; routes:")
+router.routes  # noqa: B018
+
+# %% [markdown]
+# ## 5. Replay and threshold sweep
+# Held-out calls through the router: quality (agreement with the LLM; calls kept on the LLM agree by
+# definition) against the share of calls kept on the LLM, with the random router as the baseline.
+
+# %%
+evaluated = calls.filter(pl.col("call_id").is_in(scores["call_id"].implode()))
+sweep = route.threshold_sweep(evaluated, router, scores)
+random_sweep = route.threshold_sweep(evaluated, route.RandomRouter(routes=verdicts, seed=SEED), scores)
+print(f"APGR: cluster router {route.apgr(sweep):.2f}, random {route.apgr(random_sweep):.2f}")
+route.call_share_for_quality(sweep, [0.5, 0.8, 0.95])
+
+# %%
+route.plot_quality_vs_llm_share(sweep, random_sweep)
+
+# %%
+replay = route.replay(calls, router, scores, slm_cost_per_mtok=SLM_COST_PER_MTOK)
+replay.group_by("routed_to").agg(pl.len(), pl.col("agreement").mean(), pl.col("measured").mean())
+
+# %% [markdown]
+# ## 6. Save
+
+# %%
+scores.write_parquet(artefact("eval", RUN))
+replay.write_parquet(artefact("replay", RUN))
+print(artefact("eval", RUN), artefact("replay", RUN), artefact("router", RUN), sep="\n")
+
+# %% [markdown]
+# ## What you produced
+# `eval.parquet` (per-call scores of every experiment), `router/` (the fitted router: `router.json` +
+# `state.npz`, loadable with `slmlab.route.load_router` in any process) and `replay.parquet` (every call
+# routed, with its measured agreement). Next: `08_savings_iterate` prices the swap.
