@@ -1,0 +1,118 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08 · Savings dashboard and iteration
+#
+# Goal: put a price on the swap — monthly cost before and after, per cluster and per agent, the
+# break-even volume — and check next month's logs for drift that calls for re-training.
+#
+# **What you need:** CPU, about a minute. Notebooks 01–07 have run for the same `RUN` (the replay of
+# notebook 07 decides which calls move to an SLM; without it, the accepted clusters of notebook 04 do).
+
+# %% tags=["parameters"]
+from slmlab.config import default_run, is_smoke
+
+RUN = default_run()  # run folder shared with notebooks 01-07
+GPU = "L4 24GB"  # the GPU that serves the SLMs (a name for the plots)
+GPU_USD_PER_HOUR = 0.80  # on-demand list price of that GPU
+UTILIZATION = 0.5  # share of the GPU's time that is busy: 0.2 means every token costs 5x
+PREFILL_TOK_S = 20000  # prompt tokens/s at the serving batch size (vLLM, 1B model, L4)
+DECODE_TOK_S = 2000  # generated tokens/s summed over the batch
+SLM_PARAMS_B = 0.135  # active parameters of the served SLM, billions (energy estimate)
+ENGINEERING_USD_MONTH = 200.0  # fixed monthly cost of running the SLM stack
+CALLS_PER_MONTH = None  # None: the rate observed in the logs' timestamps
+NEW_LOG_CALLS = 300 if is_smoke() else 1500  # size of "next month's" logs for the drift check
+
+# %% [markdown]
+# ## 1. Which calls move to a small model
+# The replay of notebook 07 routed every held-out call to the SLM or kept it on the LLM.
+
+# %%
+import polars as pl
+
+from slmlab import savings
+from slmlab.config import artefact
+from slmlab.pricing import load_prices
+
+replay = savings.load_routed_calls(RUN)
+replay.group_by("routed_to").len()
+
+# %% [markdown]
+# ## 2. The cost model
+# LLM prices come from a dated, editable table (logged costs win where the log has them); the SLM
+# costs GPU time, inflated by idle time.
+
+# %%
+prices = load_prices()
+spec = savings.SelfHostedSLM(
+    gpu=GPU, usd_per_hour=GPU_USD_PER_HOUR, utilization=UTILIZATION, prefill_tok_s=PREFILL_TOK_S,
+    decode_tok_s=DECODE_TOK_S, params_b=SLM_PARAMS_B, engineering_usd_month=ENGINEERING_USD_MONTH,
+)  # fmt: skip
+prices.head(8)
+
+# %%
+savings.utilization_table(spec, input_tokens=2700, output_tokens=40)
+
+# %% [markdown]
+# ## 3. Savings: total, per cluster, per agent
+
+# %%
+result = savings.compute_savings(replay, spec, prices, calls_per_month=CALLS_PER_MONTH)
+pl.DataFrame([result.total]).transpose(include_header=True, column_names=["value"])
+
+# %%
+result.by_cluster
+
+# %%
+savings.plot_savings_waterfall(result)
+
+# %%
+savings.plot_break_even(savings.break_even_curve(result, spec), result)
+
+# %% [markdown]
+# ## 4. Dashboard
+# Move the sliders: the figures and the headline update live.
+
+# %%
+dashboard = savings.SavingsDashboard(
+    replay, clusters=sorted(replay["cluster"].unique().to_list()), spec=spec, prices=prices,
+    swap_clusters=savings.swapped_clusters(replay), calls_per_month=CALLS_PER_MONTH,
+)  # fmt: skip
+dashboard.widget
+
+# %% [markdown]
+# ## 5. Iterate: next month's logs
+# New logs are assigned to the existing clusters; calls far from every centroid, new prompt templates
+# and new tools signal drift, and the clusters that drifted are listed for re-training.
+
+# %%
+from slmlab import iterate
+
+drift = iterate.drift_on_new_demo_logs(RUN, n_calls=NEW_LOG_CALLS, seed=1)
+drift.summary
+
+# %%
+iterate.clusters_to_retrain(drift)
+
+# %% [markdown]
+# ## 6. Save
+
+# %%
+savings.save_savings(result, RUN, quality=savings.routed_quality(replay))
+
+# %% [markdown]
+# ## What you produced
+# `savings.parquet` and `savings.json` in the run folder (per-call costs, totals, break-even and every
+# assumption); `slmlab run` turns them into the report's headline. Next: `slmlab export` writes the
+# router and adapters as a bundle to serve with vLLM multi-LoRA.
