@@ -237,6 +237,7 @@ class TfidfEmbedder(Embedder):
     ) -> None:
         kwargs.setdefault("cache", False)
         kwargs.setdefault("batch_size", 50_000)
+        kwargs.setdefault("show_progress", False)
         super().__init__(**kwargs)
         self.n_components = n_components
         self.max_features = max_features
