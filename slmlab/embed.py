@@ -259,9 +259,10 @@ class TfidfEmbedder(Embedder):
             token_pattern=r"(?u)\b\w+\b",
         )
         x = self._vectorizer.fit_transform(texts)
-        k = max(1, min(self.n_components, x.shape[1] - 1, x.shape[0] - 1))
-        self._svd = TruncatedSVD(n_components=k, random_state=self.seed)
-        self._svd.fit(x)
+        k = min(self.n_components, x.shape[1] - 1, x.shape[0] - 1)
+        # With too few texts or terms for an SVD (k < 1), the TF-IDF columns themselves are the vectors.
+        self._svd = TruncatedSVD(n_components=k, random_state=self.seed).fit(x) if k >= 1 else None
+        k = k if k >= 1 else x.shape[1]
         corpus = hashlib.sha1()
         for t in texts:
             corpus.update(_digest(t))
@@ -275,7 +276,8 @@ class TfidfEmbedder(Embedder):
     def _embed(self, texts: list[str]) -> np.ndarray:
         if not self.is_fitted:
             raise RuntimeError("TfidfEmbedder must be fit on the corpus first: call .fit(texts)")
-        return self._svd.transform(self._vectorizer.transform(texts))
+        x = self._vectorizer.transform(texts)
+        return self._svd.transform(x) if self._svd is not None else x.toarray()
 
 
 EMBEDDERS = {"tfidf": TfidfEmbedder, "sentence-transformers": SentenceTransformerEmbedder}

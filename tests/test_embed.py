@@ -103,3 +103,8 @@ def test_minilm_is_offline_normalized_and_semantic(minilm):
     assert np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-4)
     sim = x @ x.T
     assert sim[0, 1] > sim[0, 2] and sim[2, 3] > sim[2, 4]
+
+
+def test_tfidf_on_a_tiny_corpus_skips_the_svd():
+    x = TfidfEmbedder().fit(["hi"]).embed(["hi", "other"])
+    assert x.shape == (2, 1) and np.allclose(x[0], 1.0)
