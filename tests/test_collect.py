@@ -30,7 +30,13 @@ def run(paths, tmp_path, **kw):
     [
         ("openai", 5, 0, ["get_weather", None, None, "search_flights", None]),
         ("openai_batch", 3, 0, [None, "get_weather", None]),
-        ("otel_genai", 2, 2, ["get_weather", None]),
+        # events_logs.jsonl, openllmetry.jsonl, span_events.json, trace.json (files in sorted order)
+        (
+            "otel_genai",
+            9,
+            10,
+            [None, "search_flights", "get_weather", None, None, None, "get_weather", None, None],
+        ),
         ("openinference", 2, 1, ["get_weather", None]),
         ("langfuse", 2, 1, ["get_weather", None]),
         ("langsmith", 2, 1, ["get_weather", None]),
@@ -76,16 +82,6 @@ def test_openai_columns(tmp_path):
     last = df.row(4, named=True)
     assert last["cost_usd"] == 0.00002 and last["cost_estimated"] is False  # logged cost kept
     assert last["output_tokens"] == 1 and last["tokens_estimated"] is True  # no usage: counted
-
-
-def test_otel_events_and_attributes_agree(tmp_path):
-    df = run(FIX / "otel_genai", tmp_path).calls
-    new, old = df.row(0, named=True), df.row(1, named=True)
-    assert [m["role"] for m in parse_messages(new["messages"])] == ["system", "user"]
-    assert [m["role"] for m in parse_messages(old["messages"])] == ["system", "user", "assistant", "tool"]
-    assert old["response_text"] == "It is 14 °C in Paris." and old["finish_reason"] == "stop"
-    assert new["parent_id"] == "eee19b7ec3c1b174" and new["session_id"] == "conv-1"
-    assert new["latency_ms"] == pytest.approx(812.5)
 
 
 def test_langsmith_lc_messages(tmp_path):
@@ -245,3 +241,167 @@ def test_folder_scan_ignores_non_logs(tmp_path):
     (d / "calls.jsonl").write_text(_openai_line(1) + "\n")
     res = run(d, tmp_path)
     assert res.summary.calls == 1 and res.summary.ignored_files == (str(d / "queries.json"),)
+
+
+# ------------------------------------------- trace readers: fields land in the canonical columns
+# The fixtures follow the specs and exporters named in tests/fixtures/logs/README.md.
+
+
+def rows(df: pl.DataFrame) -> dict[str, dict]:
+    """Rows keyed by call_id."""
+    return {r["call_id"]: r for r in df.iter_rows(named=True)}
+
+
+def roles(row) -> list[str]:
+    return [m["role"] for m in parse_messages(row["messages"])]
+
+
+def tool_call(row, i: int = 0) -> tuple[str, dict]:
+    """(name, parsed arguments) of a response tool call; arguments must be a JSON string."""
+    tc = parse_tool_calls(row["response_tool_calls"])[i]
+    assert isinstance(tc["arguments"], str)
+    return tc["name"], json.loads(tc["arguments"])
+
+
+def tool_names(row) -> list[str]:
+    """Names of the logged tool schemas, which must be in OpenAI chat form."""
+    tools = json.loads(row["tools"])
+    assert all(t["type"] == "function" and "parameters" in t["function"] for t in tools)
+    return [t["function"]["name"] for t in tools]
+
+
+@pytest.mark.parametrize(
+    "file",
+    sorted(p.relative_to(FIX).as_posix() for p in FIX.glob("*/*") if p.name.endswith((".json", ".jsonl"))),
+)
+def test_every_fixture_is_detected(file):
+    assert detect_format(FIX / file) == file.split("/")[0]
+
+
+def test_otel_current_conventions(tmp_path):
+    res = run(FIX / "otel_genai" / "trace.json", tmp_path)
+    assert (res.summary.calls, res.summary.skipped) == (3, 2)  # invoke_agent and execute_tool are skipped
+    r = rows(res.calls)
+    a, b, c = r["b7ad6b7169203331"], r["b7ad6b7169203332"], r["b7ad6b7169203333"]
+    # agent and conversation sit on the invoke_agent parent only
+    assert (a["agent"], a["session_id"], a["parent_id"]) == ("planner", "conv-1", "a1b2c3d4e5f60718")
+    assert a["model"] == "gpt-4o-2024-08-06" and b["model"] == "gpt-4o"  # response model, else request model
+    assert (
+        roles(a) == ["system", "user"]
+        and parse_messages(a["messages"])[0]["content"] == "You are a travel planner."
+    )
+    assert tool_names(a) == ["get_weather"]  # flat gen_ai.tool.definitions -> OpenAI schema
+    assert tool_call(a) == ("get_weather", {"city": "Paris"}) and a["response_text"] is None
+    assert (a["input_tokens"], a["cached_input_tokens"], a["output_tokens"]) == (120, 64, 18)
+    assert a["tokens_estimated"] is False and a["latency_ms"] == pytest.approx(812.5)
+    assert a["finish_reason"] == "tool_call" and a["status"] == "ok" and a["cost_estimated"] is True
+    assert a["timestamp"].isoformat() == "2026-11-01T10:00:00.100000+00:00"
+    # structured arrayValue/kvlistValue messages: history with a tool call and its result
+    msgs = parse_messages(b["messages"])
+    assert roles(b) == ["user", "assistant", "tool"]
+    assert msgs[1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city":"Paris"}'}
+    assert msgs[2]["tool_call_id"] == "call_1" and json.loads(msgs[2]["content"]) == {"temp_c": 14}
+    assert b["response_text"] == "It is 14 °C in Paris."  # the reasoning part is not the answer
+    assert (b["input_tokens"], b["output_tokens"], b["finish_reason"]) == (160, 9, "stop")
+    assert c["status"] == "error" and c["error"] == "Rate limit reached for gpt-4o"
+    assert c["response_text"] is None and c["n_tool_calls"] == 0
+
+
+def test_otel_events_as_log_records(tmp_path):
+    res = run(FIX / "otel_genai" / "events_logs.jsonl", tmp_path)
+    s = res.summary
+    assert (s.read, s.calls, s.skipped, s.quarantined) == (9, 2, 7, 0)  # 2 spans + 7 log records
+    r = rows(res.calls)
+    d, e = r["d0d0d0d0d0d0d001"], r["d0d0d0d0d0d0d002"]
+    msgs = parse_messages(d["messages"])
+    assert roles(d) == ["system", "user", "assistant", "tool"]
+    assert (
+        msgs[2]["tool_calls"][0]["function"]["name"] == "get_weather" and msgs[3]["tool_call_id"] == "call_1"
+    )
+    assert (d["response_text"], d["finish_reason"]) == ("It is 14 °C in Paris.", "stop")
+    assert d["model"] == "gpt-4o-mini-2024-07-18" and d["agent"] == "travel-agent"  # service.name
+    assert d["session_id"] == "0af7651916cd43dd8448eb211c80319c"  # no conversation id: the trace
+    # gen_ai.choice keeps tool_calls beside `message` (events-deprecated.yaml)
+    assert (
+        tool_call(e) == ("search_flights", {"to": "Rome", "date": "tomorrow"})
+        and e["finish_reason"] == "tool_calls"
+    )
+    # a collector writing traces and logs to two files: the events are still found
+    lines = (FIX / "otel_genai" / "events_logs.jsonl").read_text().splitlines()
+    split = tmp_path / "split"
+    split.mkdir()
+    (split / "traces.jsonl").write_text(lines[0] + "\n")
+    (split / "logs.jsonl").write_text(lines[1] + "\n")
+    res2 = run(split, tmp_path)
+    assert res2.summary.by_file[str(split / "logs.jsonl")]["skipped"] == 7
+    assert res2.calls.sort("call_id")["messages"].to_list() == res.calls.sort("call_id")["messages"].to_list()
+
+
+def test_otel_openllmetry_flattened_attributes(tmp_path):
+    res = run(FIX / "otel_genai" / "openllmetry.jsonl", tmp_path)
+    assert (res.summary.calls, res.summary.skipped) == (2, 1)
+    r = rows(res.calls)
+    a, b = r["e1e1e1e1e1e1e102"], r["e1e1e1e1e1e1e103"]
+    assert roles(a) == ["system", "user"] and tool_names(a) == ["get_weather"]  # llm.request.functions.N.*
+    assert tool_call(a) == ("get_weather", {"city": "Paris"}) and a["finish_reason"] == "tool_calls"
+    assert (a["input_tokens"], a["cached_input_tokens"], a["output_tokens"]) == (120, 64, 18)
+    assert a["agent"] == "planner" and a["parent_id"] == "e1e1e1e1e1e1e101"  # traceloop agent span
+    msgs = parse_messages(b["messages"])
+    assert roles(b) == ["user", "assistant", "tool"] and msgs[2]["tool_call_id"] == "call_1"
+    assert msgs[1]["tool_calls"][0]["function"]["arguments"] == '{"city": "Paris"}'
+    assert b["response_text"] == "It is 14 °C in Paris." and b["model"] == "gpt-4o"
+
+
+def test_otel_content_as_span_events(tmp_path):
+    r = rows(run(FIX / "otel_genai" / "span_events.json", tmp_path).calls)
+    azure, old = r["f0f0f0f0f0f0f001"], r["f0f0f0f0f0f0f002"]
+    assert (
+        roles(azure) == ["system", "user"] and azure["response_text"] == "About 1,100 km."
+    )  # gen_ai.event.content
+    assert azure["model"] == "gpt-4o-2024-11-20" and azure["finish_reason"] == "stop"
+    # semconv <= 1.26: gen_ai.content.prompt / completion events, prompt_tokens / completion_tokens
+    assert parse_messages(old["messages"]) == [{"role": "user", "content": "Capital of Italy?"}]
+    assert (old["response_text"], old["input_tokens"], old["output_tokens"]) == ("Rome.", 12, 4)
+
+
+def test_otlp_any_value_encodings():
+    from slmlab.collect.otel_genai import any_value, attributes
+
+    assert any_value({"intValue": "9007199254740993"}) == 9007199254740993  # int64 as a decimal string
+    assert any_value({"doubleValue": 0.5}) == 0.5 and any_value({"boolValue": True}) is True
+    assert any_value({"arrayValue": {"values": [{"stringValue": "stop"}, {"intValue": 2}]}}) == ["stop", 2]
+    kv = {"kvlistValue": {"values": [{"key": "city", "value": {"stringValue": "Paris"}}]}}
+    assert any_value(kv) == {"city": "Paris"} and any_value({"string_value": "snake"}) == "snake"
+    assert any_value({}) is None and attributes([{"key": "k", "value": {"intValue": "7"}}]) == {"k": 7}
+
+
+def _otlp(spans) -> str:
+    doc = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans}]}]}
+    return json.dumps(doc)
+
+
+def test_otel_bad_spans_are_quarantined(tmp_path):
+    chat = {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}
+    no_content = {"traceId": "t1", "spanId": "s1", "name": "chat gpt-4o", "attributes": [chat]}
+    bad_messages = {
+        "traceId": "t1",
+        "spanId": "s2",
+        "attributes": [chat, {"key": "gen_ai.input.messages", "value": {"stringValue": '{"role": "user"}'}}],
+    }
+    oi_chain = {  # an OpenInference CHAIN span inside OTLP is skipped, not quarantined
+        "traceId": "t1",
+        "spanId": "s3",
+        "attributes": [{"key": "openinference.span.kind", "value": {"stringValue": "CHAIN"}}],
+    }
+    path = tmp_path / "bad.jsonl"
+    path.write_text(
+        "\n".join([_otlp([no_content, bad_messages]), _otlp([oi_chain]), '{"resourceSpans": 3}', "{oops"])
+        + "\n"
+    )
+    res = run(path, tmp_path)
+    s = res.summary
+    assert (s.read, s.ingested, s.quarantined, s.skipped, s.calls) == (5, 1, 4, 1, 0)
+    q = res.quarantined()
+    assert [e["line"] for e in q] == [1, 1, 3, 4]
+    assert "content capture was off" in q[0]["reason"] and "not a JSON list" in q[1]["reason"]
+    assert all(e["reason"].startswith(f"{path}:{e['line']}: ") for e in q)
