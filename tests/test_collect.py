@@ -37,7 +37,7 @@ def run(paths, tmp_path, **kw):
             10,
             [None, "search_flights", "get_weather", None, None, None, "get_weather", None, None],
         ),
-        ("openinference", 2, 1, ["get_weather", None]),
+        ("openinference", 6, 3, ["search_flights", None, None, "get_weather", None, None]),
         ("langfuse", 2, 1, ["get_weather", None]),
         ("langsmith", 2, 1, ["get_weather", None]),
     ],
@@ -405,3 +405,39 @@ def test_otel_bad_spans_are_quarantined(tmp_path):
     assert [e["line"] for e in q] == [1, 1, 3, 4]
     assert "content capture was off" in q[0]["reason"] and "not a JSON list" in q[1]["reason"]
     assert all(e["reason"].startswith(f"{path}:{e['line']}: ") for e in q)
+
+
+def test_openinference_phoenix_exports(tmp_path):
+    res = run(FIX / "openinference", tmp_path)
+    r = rows(res.calls)
+    # spans.jsonl: nested attributes and get_spans_dataframe() rows; agent/session from the AGENT span
+    a, b, legacy = r["9a1b2c3d4e5f6071"], r["9a1b2c3d4e5f6072"], r["9a1b2c3d4e5f6080"]
+    assert (a["agent"], a["session_id"], a["parent_id"]) == ("planner", "conv-1", "9a1b2c3d4e5f6000")
+    assert roles(a) == ["system", "user"] and tool_names(a) == ["get_weather"]
+    assert tool_call(a) == ("get_weather", {"city": "Paris"}) and a["model"] == "gpt-4o-2024-08-06"
+    assert (a["input_tokens"], a["cached_input_tokens"], a["output_tokens"]) == (120, 64, 18)
+    assert (
+        a["latency_ms"] == pytest.approx(812.5)
+        and json.loads(a["metadata"])["invocation_parameters"]["temperature"] == 0
+    )
+    msgs = parse_messages(b["messages"])
+    assert roles(b) == ["user", "assistant", "tool"] and msgs[1]["tool_calls"][0]["id"] == "call_1"
+    assert msgs[2]["tool_call_id"] == "call_1"
+    assert b["response_text"] == "It is 14 °C in Paris."  # message.contents text part; reasoning dropped
+    assert (b["cost_usd"], b["cost_estimated"], b["finish_reason"]) == (0.00049, False, "stop")
+    assert parse_messages(legacy["messages"]) == [{"role": "user", "content": "Translate to French: cheese"}]
+    assert legacy["response_text"] == "fromage"
+    # rest_spans.json: GET /v1/projects/{p}/spans, flat dotted attributes, span kind moved to span_kind
+    c, d, err = r["1000000000000002"], r["1000000000000004"], r["1000000000000005"]
+    assert (c["agent"], c["session_id"]) == ("booker", "conv-2")
+    assert tool_call(c) == ("search_flights", {"to": "Rome"}) and tool_names(c) == ["search_flights"]
+    assert (c["cost_usd"], c["cached_input_tokens"], c["model"]) == (0.0000229, 0, "gpt-4o-mini-2024-07-18")
+    dm = parse_messages(d["messages"])  # tool_use content part -> tool call; tool.name/description/parameters
+    assert (
+        dm[1]["tool_calls"][0]["function"]["name"] == "search_flights" and dm[2]["tool_call_id"] == "toolu_01"
+    )
+    assert tool_names(d) == ["search_flights"] and d["finish_reason"] == "end_turn"
+    assert d["response_text"] == "Flight AZ 123 leaves at 9:40."
+    assert (
+        err["status"] == "error" and err["error"] == "Error code: 429 - Rate limit reached"
+    )  # exception event
