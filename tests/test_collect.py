@@ -38,7 +38,7 @@ def run(paths, tmp_path, **kw):
             [None, "search_flights", "get_weather", None, None, None, "get_weather", None, None],
         ),
         ("openinference", 6, 3, ["search_flights", None, None, "get_weather", None, None]),
-        ("langfuse", 2, 1, ["get_weather", None]),
+        ("langfuse", 5, 3, ["get_weather", None, None, None, None]),
         ("langsmith", 2, 1, ["get_weather", None]),
     ],
 )
@@ -441,3 +441,38 @@ def test_openinference_phoenix_exports(tmp_path):
     assert (
         err["status"] == "error" and err["error"] == "Error code: 429 - Rate limit reached"
     )  # exception event
+
+
+def test_langfuse_observations(tmp_path):
+    res = run(FIX / "langfuse", tmp_path)
+    r = rows(res.calls)
+    a, b, err = r["obs-1"], r["obs-2"], r["obs-3"]
+    # usageDetails summed as Langfuse reports them: input = input + input_cached_tokens
+    assert (a["input_tokens"], a["cached_input_tokens"], a["output_tokens"]) == (120, 64, 18)
+    assert (a["cost_usd"], a["cost_estimated"], a["tokens_estimated"]) == (
+        0.0004,
+        False,
+        False,
+    )  # costDetails.total
+    assert (a["agent"], a["session_id"], a["parent_id"]) == (
+        "planner",
+        "trace-1",
+        "obs-agent",
+    )  # AGENT parent
+    assert roles(a) == ["system", "user"] and tool_names(a) == ["get_weather"]
+    assert tool_call(a) == ("get_weather", {"city": "Paris"}) and a["latency_ms"] == pytest.approx(812.0)
+    assert json.loads(a["metadata"])["model_parameters"] == {"temperature": 0, "max_tokens": "inf"}
+    msgs = parse_messages(b["messages"])  # LangChain callback: tool calls as {name, args, id}
+    assert roles(b) == ["user", "assistant", "tool"]
+    assert msgs[1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city":"Paris"}'}
+    assert (b["input_tokens"], b["cached_input_tokens"], b["output_tokens"]) == (260, 100, 9)
+    assert b["response_text"] == "It is 14 °C in Paris." and b["model"] == "claude-haiku-4-5-20251001"
+    assert err["status"] == "error" and err["error"].startswith("Error code: 429")
+    assert err["tokens_estimated"] is True  # the zeros of the deprecated `usage` are not counts
+    # v2 API: input/output as JSON text, providedModelName, totalCost, sessionId
+    v2 = r["obs-v2-1"]
+    assert roles(v2) == ["system", "user"] and v2["response_text"] == "Flight AZ 123 leaves at 9:40."
+    assert (v2["model"], v2["cost_usd"], v2["session_id"]) == ("gpt-4o-mini", 0.000023, "conv-2")
+    assert (v2["input_tokens"], v2["output_tokens"], v2["latency_ms"]) == (85, 17, 900.0)
+    # a trace with nested observations gives them its sessionId
+    assert r["obs-t3"]["session_id"] == "conv-3" and r["obs-t3"]["cost_usd"] == 0.0000048

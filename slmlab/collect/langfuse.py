@@ -1,13 +1,26 @@
-"""Reader `langfuse`: Langfuse observation exports (JSONL, a JSON list, `{"data": [...]}` API pages, or
-traces with nested `observations`).
+"""Reader `langfuse`: Langfuse observation exports (JSONL, a JSON list, `{"data": [...]}` pages of the public
+API, or traces with nested `observations`).
 
-Observations with `type == "GENERATION"` are calls; SPAN/EVENT observations are skipped. Prompt: `input`
-as a message list, `{"messages": [...]}` or a plain string; response: `output` as a message, a string, a
-chat completion (`choices`) or a list of messages. Tokens: `usageDetails` (`input`, `output`,
-`cache_read_input_tokens` / `input_cached_tokens`) or `usage` (`input`/`output`, `promptTokens`/
-`completionTokens`); cost: `calculatedTotalCost`, `totalCost` or `costDetails.total` (a logged cost is
-kept as logged); `level == "ERROR"` marks an error with `statusMessage`. Session: `sessionId`, else
-`traceId`; parent: `parentObservationId`; agent: `metadata.agent`, else the observation `name`.
+Observations with `type == "GENERATION"` are calls; SPAN, EVENT, AGENT, TOOL, CHAIN, RETRIEVER, EVALUATOR,
+EMBEDDING and GUARDRAIL observations are skipped. Fields, as the public API returns them
+(`fern/apis/server/definition/commons.yml` `Observation` / `ObservationsView`, `observations-v2.yml`):
+* prompt `input`: a message list, `{"messages": [...], "tools"|"functions": [...]}` (the Langfuse OpenAI
+  integration), a plain string, or any of these as JSON text (the v2 API returns `input`/`output` as
+  strings unless `parseIoAsJson=true`); messages in OpenAI form, LangChain form, or OTel `role` + `parts`
+  form (spans ingested over OTLP);
+* answer `output`: an assistant message, a string, a chat completion (`choices`) or a list of messages;
+* model `model` (v1) or `providedModelName` (v2);
+* tokens `usageDetails`, summed the way Langfuse reports them (`reduceUsageOrCostDetails`): input = every
+  key containing "input" (Langfuse stores `input` without the cached part and `input_cached_tokens` /
+  `input_cache_read` beside it, see `packages/shared/src/server/ingestion/types.ts`), output likewise;
+  cached `input_cached_tokens`, `input_cache_read` or `cache_read_input_tokens`; else the deprecated
+  `usage` (`input`/`output`) or `promptTokens`/`completionTokens`;
+* cost `costDetails.total`, else `totalCost` (v2), `calculatedTotalCost` (deprecated), `usage.totalCost`;
+  a logged cost is kept as logged;
+* timing `startTime`/`endTime` (else `latency`, seconds); status `level == "ERROR"` with `statusMessage`;
+* session `sessionId` (v2 observations, or the enclosing trace), else `traceId`; parent
+  `parentObservationId`; agent `metadata.agent`, else the name of the nearest AGENT observation above it in
+  the file, else the metadata's `langgraph_node`, else the observation `name`.
 
 Usage:
     >>> from slmlab.collect import ingest
@@ -36,11 +49,69 @@ from slmlab.collect.base import (
     span_ms,
     to_json,
 )
-from slmlab.collect.langsmith import lc_message, lc_messages
+from slmlab.collect.langsmith import lc_message
+from slmlab.collect.shapes import Ancestry, json_value, openai_tools, text_ids, text_of
+
+# usageDetails keys Langfuse and its SDKs use for prompt tokens served from a cache.
+CACHED_KEYS = (
+    "input_cached_tokens",
+    "input_cache_read",
+    "cache_read_input_tokens",
+    "input_cache_read_tokens",
+)
 
 
 def _d(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
+
+
+def _messages(inp: Any) -> list[dict[str, Any]]:
+    """Prompt messages from OpenAI, LangChain or OTel parts-form messages."""
+    if inp is None:
+        raise BadRecord("GENERATION has no input")
+    if isinstance(inp, str):
+        return [{"role": "user", "content": inp}]
+    if not isinstance(inp, list):
+        raise BadRecord(f"input is {type(inp).__name__}, expected messages")
+    out: list[dict[str, Any]] = []
+    for m in inp:
+        if isinstance(m, dict) and isinstance(m.get("parts"), list):
+            from slmlab.collect.otel_genai import parts_message
+
+            out.extend(parts_message(m))
+        else:
+            out.append(lc_message(m))
+    return out
+
+
+def _usage(record: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
+    """(input, output, cached) tokens of an observation."""
+    ud = {k: as_int(v) for k, v in _d(record.get("usageDetails")).items()}
+    ud = {k: v for k, v in ud.items() if v is not None}
+    ins = [v for k, v in ud.items() if "input" in k and k != "total"]
+    outs = [v for k, v in ud.items() if "output" in k and k != "total"]
+    cached = next((ud[k] for k in CACHED_KEYS if k in ud), None)
+    if ins or outs:
+        return (sum(ins) if ins else None), (sum(outs) if outs else None), cached
+    u = _d(record.get("usage"))
+    in_tok = as_int(u.get("input", u.get("promptTokens", record.get("promptTokens"))))
+    out_tok = as_int(u.get("output", u.get("completionTokens", record.get("completionTokens"))))
+    if not in_tok and not out_tok:  # the deprecated `usage` is derived from usageDetails: zeros = not logged
+        return None, None, cached
+    return in_tok, out_tok, cached
+
+
+def _cost(record: dict[str, Any]) -> float | None:
+    for v in (
+        _d(record.get("costDetails")).get("total"),
+        record.get("totalCost"),
+        record.get("calculatedTotalCost"),
+        _d(record.get("usage")).get("totalCost"),
+    ):
+        c = as_float(v)
+        if c is not None:
+            return c
+    return None
 
 
 class LangfuseReader(Reader):
@@ -55,84 +126,103 @@ class LangfuseReader(Reader):
             return True
         return '"GENERATION"' in head and '"traceId"' in head
 
-    def records(self, ctx: Context) -> Iterator[Record]:
-        for rec in iter_json_records(ctx.path):
+    def _observations(self, ctx: Context) -> Iterator[Record]:
+        # a trace document keeps its `observations` (and its sessionId): not unwrapped as a list of records
+        for rec in iter_json_records(ctx.path, list_keys=("data", "records", "items")):
             obs = rec.obj.get("observations") if isinstance(rec.obj, dict) else None
-            if (
-                rec.error is None and isinstance(obs, list) and "type" not in rec.obj
-            ):  # a trace with observations
+            if rec.error is None and isinstance(obs, list) and "type" not in rec.obj:  # a trace
                 for o in obs:
-                    if isinstance(o, dict):
-                        o.setdefault("sessionId", rec.obj.get("sessionId"))
+                    if isinstance(o, dict) and rec.obj.get("sessionId") and not o.get("sessionId"):
+                        o = {**o, "sessionId": rec.obj["sessionId"]}
                     yield Record(rec.line, obj=o)
             else:
                 yield rec
+
+    def records(self, ctx: Context) -> Iterator[Record]:
+        tree = Ancestry()  # agent names live on AGENT observations above the generation
+        for rec in self._observations(ctx):
+            o = rec.obj
+            if rec.error is None and isinstance(o, dict):
+                agent = o.get("name") if str(o.get("type", "")).upper() == "AGENT" else None
+                tree.add(o.get("id"), o.get("parentObservationId"), agent=agent)
+        ctx.state["tree"] = tree
+        yield from self._observations(ctx)
 
     def calls(self, record: Any, ctx: Context, line: int) -> list[dict[str, Any]]:
         if not isinstance(record, dict):
             raise BadRecord(f"observation is a {type(record).__name__}, expected an object")
         if str(record.get("type", "")).upper() != "GENERATION":
             raise SkipRecord(f"observation type {record.get('type')!r}")
-        inp = record.get("input")
+        inp = json_value(record.get("input"))
         tools = None
         if isinstance(inp, dict):
-            tools = inp.get("tools")
-            inp = inp.get("messages", inp.get("prompt"))
-        if isinstance(inp, str):
-            inp = [{"role": "user", "content": inp}]
-        messages = lc_messages(inp, "input")
-        out = record.get("output")
+            tools = openai_tools(inp.get("tools") or inp.get("functions"))
+            inp = inp.get("messages", inp.get("prompt", inp.get("input")))
+        messages = _messages(json_value(inp))
+        out = json_value(record.get("output"))
         text, tool_calls, finish = None, [], None
         if isinstance(out, str):
             text = out
         elif isinstance(out, dict) and isinstance(out.get("choices"), list) and out["choices"]:
-            ch = out["choices"][0]
-            m = ch.get("message") or {}
+            ch = out["choices"][0] if isinstance(out["choices"][0], dict) else {}
+            m = _d(ch.get("message"))
             text, tool_calls, finish = (
-                m.get("content"),
+                text_of(m.get("content")),
                 openai_tool_calls(m.get("tool_calls")),
                 ch.get("finish_reason"),
             )
         elif isinstance(out, (dict, list)) and out:
-            m = lc_message(out[-1] if isinstance(out, list) else out)
-            text, tool_calls = m.get("content"), openai_tool_calls(m.get("tool_calls"))
+            last = out[-1] if isinstance(out, list) else out
+            if isinstance(last, dict) and isinstance(last.get("parts"), list):
+                from slmlab.collect.otel_genai import parts_message
+
+                m = parts_message(last)[0]
+                finish = last.get("finish_reason")
+            else:
+                m = lc_message(last)
+            text, tool_calls = text_of(m.get("content")), openai_tool_calls(m.get("tool_calls"))
         elif out is None and record.get("level") != "ERROR":
             raise BadRecord("GENERATION has no output")
-        ud, u = _d(record.get("usageDetails")), _d(record.get("usage"))
-        in_tok = as_int(ud.get("input", u.get("input", u.get("promptTokens"))))
-        out_tok = as_int(ud.get("output", u.get("output", u.get("completionTokens"))))
-        cached = as_int(
-            ud.get("cache_read_input_tokens", ud.get("input_cached_tokens", ud.get("input_cache_read")))
-        )
-        cost = as_float(record.get("calculatedTotalCost"))
-        if cost is None:
-            cost = as_float(record.get("totalCost", _d(record.get("costDetails")).get("total")))
-        meta_in = _d(record.get("metadata"))
+        in_tok, out_tok, cached = _usage(record)
+        meta_in = _d(json_value(record.get("metadata")))
         params = record.get("modelParameters")
         meta = {"name": record.get("name")} | ({"model_parameters": params} if params else {})
+        for k in ("environment", "promptName", "promptVersion"):
+            if record.get(k) is not None:
+                meta[k] = record[k]
         is_err = record.get("level") == "ERROR"
         oid = record.get("id")
+        tree: Ancestry = ctx.state.get("tree") or Ancestry()
+        latency = span_ms(record.get("startTime"), record.get("endTime"))
+        if latency is None and as_float(record.get("latency")) is not None:
+            latency = as_float(record["latency"]) * 1000.0
         return [
-            {
-                "call_id": str(oid) if oid else f"{ctx.path.name}:{line}",
-                "session_id": record.get("sessionId") or record.get("traceId"),
-                "parent_id": record.get("parentObservationId"),
-                "agent": meta_in.get("agent") or record.get("name") or "agent",
-                "timestamp": record.get("startTime"),
-                "model": str(record.get("model") or record.get("providedModelName") or "unknown"),
-                "messages": to_json(messages),
-                "tools": to_json(tools) if tools else None,
-                **response_fields(text, tool_calls),
-                "input_tokens": in_tok,
-                "cached_input_tokens": cached,
-                "output_tokens": out_tok,
-                "latency_ms": span_ms(record.get("startTime"), record.get("endTime")),
-                "cost_usd": cost,
-                "status": "error" if is_err else "ok",
-                "error": record.get("statusMessage") if is_err else None,
-                "finish_reason": finish,
-                "metadata": to_json(meta),
-            }
+            text_ids(
+                {
+                    "call_id": oid or f"{ctx.path.name}:{line}",
+                    "session_id": record.get("sessionId") or record.get("traceId"),
+                    "parent_id": record.get("parentObservationId"),
+                    "agent": meta_in.get("agent")
+                    or tree.inherit(oid, "agent")
+                    or meta_in.get("langgraph_node")
+                    or record.get("name")
+                    or "agent",
+                    "timestamp": record.get("startTime"),
+                    "model": str(record.get("model") or record.get("providedModelName") or "unknown"),
+                    "messages": to_json(messages),
+                    "tools": to_json(tools) if tools else None,
+                    **response_fields(text, tool_calls),
+                    "input_tokens": in_tok,
+                    "cached_input_tokens": cached,
+                    "output_tokens": out_tok,
+                    "latency_ms": latency,
+                    "cost_usd": _cost(record),
+                    "status": "error" if is_err else "ok",
+                    "error": (record.get("statusMessage") or "error") if is_err else None,
+                    "finish_reason": finish,
+                    "metadata": to_json(meta),
+                }
+            )
         ]
 
 
