@@ -39,7 +39,7 @@ def run(paths, tmp_path, **kw):
         ),
         ("openinference", 6, 3, ["search_flights", None, None, "get_weather", None, None]),
         ("langfuse", 5, 3, ["get_weather", None, None, None, None]),
-        ("langsmith", 2, 1, ["get_weather", None]),
+        ("langsmith", 4, 2, ["get_weather", None, None, None]),
     ],
 )
 def test_fixture_formats(tmp_path, folder, calls, skipped, tools):
@@ -82,16 +82,6 @@ def test_openai_columns(tmp_path):
     last = df.row(4, named=True)
     assert last["cost_usd"] == 0.00002 and last["cost_estimated"] is False  # logged cost kept
     assert last["output_tokens"] == 1 and last["tokens_estimated"] is True  # no usage: counted
-
-
-def test_langsmith_lc_messages(tmp_path):
-    df = run(FIX / "langsmith", tmp_path).calls
-    a, b = df.row(0, named=True), df.row(1, named=True)
-    assert [m["role"] for m in parse_messages(a["messages"])] == ["system", "user"]
-    assert a["cached_input_tokens"] == 64 and a["cost_usd"] == 0.00048 and a["agent"] == "planner"
-    msgs = parse_messages(b["messages"])
-    assert [m["role"] for m in msgs] == ["user", "assistant", "tool"]
-    assert msgs[1]["tool_calls"][0]["function"]["name"] == "get_weather"
 
 
 def test_batch_needs_its_input(tmp_path):
@@ -476,3 +466,68 @@ def test_langfuse_observations(tmp_path):
     assert (v2["input_tokens"], v2["output_tokens"], v2["latency_ms"]) == (85, 17, 900.0)
     # a trace with nested observations gives them its sessionId
     assert r["obs-t3"]["session_id"] == "conv-3" and r["obs-t3"]["cost_usd"] == 0.0000048
+
+
+def test_langsmith_runs(tmp_path):
+    r = rows(run(FIX / "langsmith", tmp_path).calls)
+    a, b, err, wrapped = (r[f"1ef9a3c2-0000-4000-8000-00000000{k}"] for k in ("a002", "a004", "a005", "b001"))
+    # LangChain tracer: [[dumpd(msg)]] inputs, LLMResult outputs, thread_id (not the project session_id)
+    assert (a["session_id"], a["agent"], a["parent_id"]) == (
+        "conv-1",
+        "planner",
+        "1ef9a3c2-0000-4000-8000-00000000a001",
+    )
+    assert roles(a) == ["system", "user"] and tool_names(a) == ["get_weather"] and a["model"] == "gpt-4o"
+    assert tool_call(a) == ("get_weather", {"city": "Paris"}) and a["finish_reason"] == "tool_calls"
+    assert (a["input_tokens"], a["cached_input_tokens"], a["output_tokens"]) == (120, 64, 18)
+    assert (a["cost_usd"], a["cost_estimated"]) == (0.00048, False)  # total_cost is a Decimal string
+    assert a["latency_ms"] == pytest.approx(812.5)
+    msgs = parse_messages(b["messages"])
+    assert roles(b) == ["user", "assistant", "tool"] and msgs[2]["tool_call_id"] == "toolu_01"
+    assert msgs[1]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert msgs[1]["content"] == [
+        {"type": "text", "text": "Let me check."}
+    ]  # tool_use block moved to tool_calls
+    assert tool_names(b) == ["get_weather"]  # Anthropic {name, input_schema} -> OpenAI schema
+    assert (b["response_text"], b["finish_reason"], b["agent"]) == (
+        "It is 14 °C in Paris.",
+        "end_turn",
+        "responder",
+    )
+    assert err["status"] == "error" and err["error"].startswith("RateLimitError")
+    assert err["tokens_estimated"] is True  # the Run's 0/0 defaults are not counts
+    assert (wrapped["response_text"], wrapped["finish_reason"], wrapped["session_id"]) == (
+        "Flight AZ 123 leaves at 9:40.",
+        "stop",
+        "conv-2",
+    )
+    assert (wrapped["input_tokens"], wrapped["output_tokens"], wrapped["cost_usd"]) == (85, 17, 0.0000229)
+
+
+def test_trace_readers_quarantine_bad_records(tmp_path):
+    good = json.loads((FIX / "langsmith" / "runs.jsonl").read_text().splitlines()[1])
+    lines = [
+        json.dumps(good),
+        json.dumps({**good, "id": "x1", "inputs": {"messages": 3}}),
+        json.dumps({**good, "id": "x2", "inputs": {}}),
+        json.dumps({**good, "id": "x3", "outputs": {}, "error": None}),
+        json.dumps(good)[:-5],
+    ]
+    path = tmp_path / "runs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    res = run(path, tmp_path)
+    s = res.summary
+    assert (s.read, s.ingested, s.quarantined, s.calls) == (5, 1, 4, 1)
+    q = res.quarantined()
+    assert [e["line"] for e in q] == [2, 3, 4, 5]
+    for needle, e in zip(
+        ["expected a list", "missing inputs.messages", "no outputs", "invalid JSON"], q, strict=True
+    ):
+        assert needle in e["reason"] and e["reason"].startswith(f"{path}:{e['line']}: ")
+    obs = json.loads((FIX / "langfuse" / "observations.json").read_text())["data"]
+    gen = {**obs[1], "id": "g-bad", "input": None}
+    lf = tmp_path / "obs.json"
+    lf.write_text(json.dumps({"data": [obs[1], gen, {**obs[1], "id": "g2", "input": 5}]}))
+    res = run(lf, tmp_path)
+    assert (res.summary.read, res.summary.ingested, res.summary.quarantined) == (3, 1, 2)
+    assert [e["line"] for e in res.quarantined()] == [2, 3]

@@ -1,13 +1,34 @@
-"""Reader `langsmith`: LangSmith run exports (JSONL or JSON list of runs).
+"""Reader `langsmith`: LangSmith run exports (JSONL, a JSON list of runs, or `{"runs": [...]}` pages of
+`POST /runs/query`).
 
-Runs with `run_type == "llm"` are calls; chain/tool/retriever runs are skipped. Prompt: `inputs.messages`
-(a list, or a batch list of lists: the first is used), with messages plain `{role, content}`, LangChain
-serialised (`{"lc": 1, "type": "constructor", "id": [..., "HumanMessage"], "kwargs": {...}}`) or
-`{"type": "human", "data": {...}}`; response: `outputs.generations[0][0].message` (or `.text`) or an
-OpenAI completion in `outputs` (`choices`). Model: `extra.invocation_params.model` / `model_name`,
-`extra.metadata.ls_model_name`, then the outputs. Tokens: `prompt_tokens` / `completion_tokens`, else the
-usage in the outputs; cost `total_cost`; session `trace_id`; parent `parent_run_id`; agent
-`extra.metadata.agent` (or `langgraph_node`), else the run name.
+Runs with `run_type == "llm"` are calls; chain/tool/retriever/prompt/parser/embedding runs are skipped.
+Fields follow the SDK's `Run` schema (langchain-ai/langsmith-sdk `python/langsmith/schemas.py`: `id`,
+`trace_id`, `parent_run_id`, `dotted_order`, `start_time`, `end_time`, `inputs`, `outputs`, `extra`,
+`error`, `status`, `prompt_tokens`, `completion_tokens`, `total_tokens`, `prompt_token_details`,
+`total_cost` (a Decimal, exported as a number or a string), `prompt_cost`, `completion_cost`) and the
+shapes LangChain's tracer logs (`langchain_core/tracers`: chat model inputs are
+`{"messages": [[dumpd(msg), ...]]}`, outputs are a dumped `LLMResult`):
+* prompt `inputs.messages` (a batch list of lists, the first is used, or a flat list), each message
+  LangChain-serialised (`{"lc": 1, "type": "constructor", "id": [..., "HumanMessage"], "kwargs": {content,
+  tool_calls [{name, args, id}], additional_kwargs.tool_calls (OpenAI form), tool_call_id, name}}`),
+  `{"type": "human", "data": {...}}` (`message_to_dict`) or OpenAI `{role, content}` (`wrap_openai`);
+  `inputs.prompts` for completion models;
+* answer `outputs.generations[0][0].message` (or `.text`), an OpenAI completion in `outputs` (`choices`,
+  `wrap_openai`) or `outputs.message` (`wrap_anthropic`); list content (Anthropic blocks) is reduced to its
+  text;
+* finish reason `generation_info.finish_reason`, else the message's `response_metadata` `finish_reason` /
+  `stop_reason`;
+* model `extra.invocation_params.model` / `model_name`, `extra.metadata.ls_model_name`, then the outputs
+  (`llm_output.model_name`, `response_metadata.model_name`, `model`);
+* tools `extra.invocation_params.tools` (or `functions`, or `inputs.tools`), OpenAI or Anthropic form,
+  as OpenAI tool schemas;
+* tokens `prompt_tokens` / `completion_tokens`, else the message's `usage_metadata`, else
+  `llm_output.token_usage` / `outputs.usage`; cached `usage_metadata.input_token_details.cache_read`,
+  `prompt_token_details.cache_read` or `prompt_tokens_details.cached_tokens`;
+* cost `total_cost` (else `prompt_cost + completion_cost`); status `error` (or `status == "error"`);
+* session the thread id LangSmith groups runs by (`extra.metadata` `session_id`, `thread_id` or
+  `conversation_id`), else `trace_id`; parent `parent_run_id`; agent `extra.metadata.agent` (or
+  `langgraph_node`), else the run name.
 
 Usage:
     >>> from slmlab.collect import ingest
@@ -34,6 +55,7 @@ from slmlab.collect.base import (
     to_json,
     to_openai_tool_calls,
 )
+from slmlab.collect.shapes import json_value, openai_tools, text_ids, text_of
 
 _LC_ROLES = {
     "human": "user",
@@ -51,6 +73,10 @@ _LC_ROLES = {
     "functionmessage": "function",
     "chat": "user",
     "chatmessage": "user",
+    "humanmessagechunk": "user",
+    "systemmessagechunk": "system",
+    "toolmessagechunk": "tool",
+    "developer": "system",
 }
 
 
@@ -70,8 +96,11 @@ def lc_message(m: Any) -> dict[str, Any]:
     role = _LC_ROLES.get(kind, body.get("role") or kind)
     if role == "user" and body.get("role") in ("system", "assistant", "tool"):
         role = body["role"]
-    msg: dict[str, Any] = {"role": role, "content": body.get("content")}
+    content = body.get("content")
     calls = lc_tool_calls(body)
+    if isinstance(content, list) and calls:  # tool_use blocks are repeated in tool_calls
+        content = [b for b in content if not (isinstance(b, dict) and b.get("type") == "tool_use")] or None
+    msg: dict[str, Any] = {"role": role, "content": content}
     if calls:
         msg["tool_calls"] = to_openai_tool_calls(calls)
     for k in ("tool_call_id", "name"):
@@ -81,14 +110,18 @@ def lc_message(m: Any) -> dict[str, Any]:
 
 
 def lc_tool_calls(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """Canonical tool calls of a LangChain message (`tool_calls` with `args`, or OpenAI ones in extras)."""
+    """Canonical tool calls of a LangChain message: `tool_calls` (`{name, args, id}`), OpenAI ones in
+    `additional_kwargs`, or Anthropic `tool_use` content blocks (`{id, name, input}`)."""
     if body.get("tool_calls"):
-        return openai_tool_calls(body["tool_calls"])
+        return openai_tool_calls(json_value(body["tool_calls"]))
     extra = body.get("additional_kwargs") or {}
     if extra.get("tool_calls"):
         return openai_tool_calls(extra["tool_calls"])
     if extra.get("function_call"):
         return openai_tool_calls([extra["function_call"]])
+    content = body.get("content")
+    if isinstance(content, list):
+        return openai_tool_calls([b for b in content if isinstance(b, dict) and b.get("type") == "tool_use"])
     return []
 
 
@@ -102,8 +135,12 @@ def lc_messages(msgs: Any, what: str) -> list[dict[str, Any]]:
     return [lc_message(m) for m in msgs]
 
 
-def _usage(d: Any) -> dict[str, Any]:
+def _d(d: Any) -> dict[str, Any]:
     return d if isinstance(d, dict) else {}
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
 
 
 class LangSmithReader(Reader):
@@ -115,7 +152,7 @@ class LangSmithReader(Reader):
     def sniff(self, path: Path, head: str) -> bool:
         rec = first_json(head)
         if isinstance(rec, dict):
-            return "run_type" in rec
+            return "run_type" in rec or (isinstance(rec.get("runs"), list) and '"run_type"' in head)
         return '"run_type"' in head
 
     def calls(self, record: Any, ctx: Context, line: int) -> list[dict[str, Any]]:
@@ -123,65 +160,91 @@ class LangSmithReader(Reader):
             raise BadRecord(f"run is a {type(record).__name__}, expected an object")
         if record.get("run_type") != "llm":
             raise SkipRecord(f"run_type {record.get('run_type')!r}")
-        inputs = record.get("inputs") if isinstance(record.get("inputs"), dict) else {}
-        outputs = record.get("outputs") if isinstance(record.get("outputs"), dict) else {}
+        inputs = _d(json_value(record.get("inputs")))
+        outputs = _d(json_value(record.get("outputs")))
         prompt = inputs.get("messages", inputs.get("prompts"))
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
             prompt = [{"role": "user", "content": prompt[0]}]
         messages = lc_messages(prompt, "inputs.messages")
-        text, tool_calls, finish, usage_meta = None, [], None, {}
+        text, tool_calls, finish, usage_meta, resp_meta = None, [], None, {}, {}
         gens = outputs.get("generations")
         if isinstance(gens, list) and gens:
             g = gens[0][0] if isinstance(gens[0], list) and gens[0] else gens[0]
             if isinstance(g, dict):
                 if g.get("message") is not None:
                     msg = g["message"]
-                    body = msg.get("kwargs", msg.get("data", msg)) if isinstance(msg, dict) else {}
+                    body = _d(msg.get("kwargs", msg.get("data", msg))) if isinstance(msg, dict) else {}
                     m = lc_message(msg)
-                    text, tool_calls = m.get("content"), openai_tool_calls(m.get("tool_calls"))
-                    usage_meta = _usage(body.get("usage_metadata"))
+                    text, tool_calls = text_of(m.get("content")), openai_tool_calls(m.get("tool_calls"))
+                    if text is None and not tool_calls:
+                        text = g.get("text")
+                    usage_meta, resp_meta = _d(body.get("usage_metadata")), _d(body.get("response_metadata"))
                 else:
                     text = g.get("text")
-                finish = (g.get("generation_info") or {}).get("finish_reason")
+                finish = _first(
+                    _d(g.get("generation_info")).get("finish_reason"),
+                    resp_meta.get("finish_reason"),
+                    resp_meta.get("stop_reason"),
+                )
         elif isinstance(outputs.get("choices"), list) and outputs["choices"]:
-            ch = outputs["choices"][0]
-            m = ch.get("message") or {}
+            ch = _d(outputs["choices"][0])
+            m = _d(ch.get("message"))
             text, tool_calls, finish = (
-                m.get("content"),
+                text_of(m.get("content")),
                 openai_tool_calls(m.get("tool_calls")),
                 ch.get("finish_reason"),
             )
-        elif record.get("error") is None:
+            usage_meta = _d(outputs.get("usage_metadata"))
+        elif isinstance(outputs.get("message"), dict):  # wrap_anthropic: {"message": {role, content, ...}}
+            m = lc_message(outputs["message"])
+            text, tool_calls = text_of(m.get("content")), openai_tool_calls(m.get("tool_calls"))
+            usage_meta = _d(outputs["message"].get("usage_metadata")) or _d(outputs.get("usage_metadata"))
+            finish = outputs["message"].get("stop_reason")
+        elif not record.get("error") and record.get("status") != "error":
             raise BadRecord("llm run has no outputs.generations or outputs.choices")
-        extra = record.get("extra") if isinstance(record.get("extra"), dict) else {}
-        params = _usage(extra.get("invocation_params"))
-        meta_in = _usage(extra.get("metadata"))
-        llm_out = _usage(outputs.get("llm_output"))
-        tu = _usage(llm_out.get("token_usage")) or _usage(outputs.get("usage"))
+        extra = _d(record.get("extra"))
+        params = _d(extra.get("invocation_params"))
+        meta_in = _d(extra.get("metadata"))
+        llm_out = _d(outputs.get("llm_output"))
+        tu = _d(llm_out.get("token_usage")) or _d(llm_out.get("usage")) or _d(outputs.get("usage"))
         model = (
             params.get("model")
             or params.get("model_name")
             or meta_in.get("ls_model_name")
             or llm_out.get("model_name")
+            or resp_meta.get("model_name")
             or outputs.get("model")
             or inputs.get("model")
             or "unknown"
         )
-        in_tok = as_int(record.get("prompt_tokens"))
-        out_tok = as_int(record.get("completion_tokens"))
-        in_tok = (
-            in_tok if in_tok is not None else as_int(tu.get("prompt_tokens", usage_meta.get("input_tokens")))
+        logged = (record.get("prompt_tokens"), record.get("completion_tokens"))
+        if logged == (0, 0) and not (usage_meta or tu):  # the Run defaults, not a count
+            record = {**record, "prompt_tokens": None, "completion_tokens": None}
+        in_tok = as_int(
+            _first(record.get("prompt_tokens"), usage_meta.get("input_tokens"), tu.get("prompt_tokens"))
         )
-        out_tok = (
-            out_tok
-            if out_tok is not None
-            else as_int(tu.get("completion_tokens", usage_meta.get("output_tokens")))
+        out_tok = as_int(
+            _first(
+                record.get("completion_tokens"), usage_meta.get("output_tokens"), tu.get("completion_tokens")
+            )
         )
-        cached = as_int(_usage(usage_meta.get("input_token_details")).get("cache_read"))
-        if cached is None:
-            cached = as_int(_usage(tu.get("prompt_tokens_details")).get("cached_tokens"))
-        tools = params.get("tools") or inputs.get("tools")
+        cached = as_int(
+            _first(
+                _d(usage_meta.get("input_token_details")).get("cache_read"),
+                _d(record.get("prompt_token_details")).get("cache_read"),
+                _d(tu.get("prompt_tokens_details")).get("cached_tokens"),
+            )
+        )
+        cost = as_float(record.get("total_cost"))
+        if (
+            cost is None
+            and record.get("prompt_cost") is not None
+            and record.get("completion_cost") is not None
+        ):
+            cost = (as_float(record["prompt_cost"]) or 0.0) + (as_float(record["completion_cost"]) or 0.0)
+        tools = openai_tools(params.get("tools") or params.get("functions") or inputs.get("tools"))
         err = record.get("error")
+        is_err = bool(err) or record.get("status") == "error"
         meta = {
             k: meta_in[k]
             for k in ("ls_provider", "ls_model_type", "langgraph_node", "thread_id")
@@ -189,31 +252,38 @@ class LangSmithReader(Reader):
         }
         if record.get("tags"):
             meta["tags"] = record["tags"]
+        if record.get("dotted_order"):
+            meta["dotted_order"] = record["dotted_order"]
         rid = record.get("id")
         return [
-            {
-                "call_id": str(rid) if rid else f"{ctx.path.name}:{line}",
-                "session_id": meta_in.get("thread_id") or record.get("trace_id"),
-                "parent_id": record.get("parent_run_id"),
-                "agent": meta_in.get("agent")
-                or meta_in.get("langgraph_node")
-                or record.get("name")
-                or "agent",
-                "timestamp": record.get("start_time"),
-                "model": str(model),
-                "messages": to_json(messages),
-                "tools": to_json(tools) if tools else None,
-                **response_fields(text, tool_calls),
-                "input_tokens": in_tok,
-                "cached_input_tokens": cached,
-                "output_tokens": out_tok,
-                "latency_ms": span_ms(record.get("start_time"), record.get("end_time")),
-                "cost_usd": as_float(record.get("total_cost")),
-                "status": "error" if err else "ok",
-                "error": str(err) if err else None,
-                "finish_reason": finish,
-                "metadata": to_json(meta) if meta else None,
-            }
+            text_ids(
+                {
+                    "call_id": rid or f"{ctx.path.name}:{line}",
+                    "session_id": meta_in.get("session_id")
+                    or meta_in.get("thread_id")
+                    or meta_in.get("conversation_id")
+                    or record.get("trace_id"),
+                    "parent_id": record.get("parent_run_id"),
+                    "agent": meta_in.get("agent")
+                    or meta_in.get("langgraph_node")
+                    or record.get("name")
+                    or "agent",
+                    "timestamp": record.get("start_time"),
+                    "model": str(model),
+                    "messages": to_json(messages),
+                    "tools": to_json(tools) if tools else None,
+                    **response_fields(text, tool_calls),
+                    "input_tokens": in_tok,
+                    "cached_input_tokens": cached,
+                    "output_tokens": out_tok,
+                    "latency_ms": span_ms(record.get("start_time"), record.get("end_time")),
+                    "cost_usd": cost,
+                    "status": "error" if is_err else "ok",
+                    "error": (str(err) if err else "error") if is_err else None,
+                    "finish_reason": finish,
+                    "metadata": to_json(meta) if meta else None,
+                }
+            )
         ]
 
 
