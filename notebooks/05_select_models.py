@@ -24,7 +24,7 @@
 # labels from notebook 04, the clusters with the highest suitability are used.
 
 # %% tags=["parameters"]
-from slmlab.config import default_run, is_smoke
+from slmlab.config import by_scale, default_run
 
 RUN = default_run()  # run folder shared with notebooks 01-08
 GPU = (
@@ -45,9 +45,9 @@ MEMORY_MODELS = [  # models compared in the memory chart
     "Qwen/Qwen2.5-7B-Instruct",
 ]
 PROBE_MODEL = None  # None = the top-ranked model of the top cluster; or a name like "smollm2-135m"
-PROBE_CALLS = 5 if is_smoke() else 20  # calls of the top cluster the probe runs on
-PROBE_PROMPT_TOKENS = 512 if is_smoke() else 1024  # prompt budget of the probe (small on CPU: it is slow)
-PROBE_MAX_NEW_TOKENS = 48 if is_smoke() else 128  # generation limit per call
+PROBE_CALLS = by_scale(smoke=5, cpu=8, gpu=20)  # calls of the top cluster the probe runs on
+PROBE_PROMPT_TOKENS = by_scale(smoke=512, cpu=512, gpu=1024)  # prompt budget of the probe (CPU: small)
+PROBE_MAX_NEW_TOKENS = by_scale(smoke=48, cpu=64, gpu=128)  # generation limit per call
 
 # %% [markdown]
 # ## 1. The clusters to find models for

@@ -19,22 +19,22 @@
 # Goal: fine-tune a small model with LoRA / QLoRA on the LLM's own answers for one recurring sub-task
 # (cluster), and see what it learned next to the LLM and the untuned model.
 #
-# **What you need:** CPU is enough for SmolLM2-135M (smoke run: ~2 minutes; 60 steps: ~10 minutes on
+# **What you need:** CPU is enough for SmolLM2-135M (smoke run: ~2 minutes; the CPU default of 40 steps: ~5 min on
 # 2 cores); a GPU for 0.5B+ models or QLoRA at speed. Notebooks 01–03 (and ideally 04–05) have run for
 # the same `RUN`.
 
 # %% tags=["parameters"]
-from slmlab.config import default_run, is_smoke
+from slmlab.config import by_scale, default_run
 
 RUN = default_run()  # run folder shared with notebooks 01-08
 CLUSTERS = None  # cluster ids to tune; None = the top accepted / most suitable tool-calling cluster
-BASE_MODEL = "smollm2-135m" if is_smoke() else None  # None = the ranking's choice of notebook 05
+BASE_MODEL = by_scale(smoke="smollm2-135m", cpu="smollm2-135m", gpu=None)  # None = notebook 05's choice
 METHOD = "lora"  # "lora" (fp32/bf16 base) or "qlora" (nf4 base via bitsandbytes)
-STEPS = 3 if is_smoke() else 60  # optimizer steps
+STEPS = by_scale(smoke=3, cpu=40, gpu=300)  # optimizer steps
 BATCH_ROWS = 1  # packed rows per step (each row holds several calls)
-MAX_LEN = 640 if is_smoke() else 1024  # tokens per packed row
-PROMPT_TOKENS = 384 if is_smoke() else 448  # prompt budget: system head + tool list + latest turns
-MAX_CALLS = 16 if is_smoke() else 100_000  # cap on calls per split (train / val / test)
+MAX_LEN = by_scale(smoke=640, cpu=1024, gpu=2048)  # tokens per packed row
+PROMPT_TOKENS = by_scale(smoke=384, cpu=448, gpu=1024)  # prompt budget: system head, tools, latest turns
+MAX_CALLS = by_scale(smoke=16, cpu=100_000, gpu=100_000)  # cap on calls per split (train / val / test)
 LR = 1e-3  # LoRA learning rate (high: few steps, small model)
 LORA_R = 16  # LoRA rank
 SAVE_EVERY = 20  # checkpoint every N steps; re-running the cell resumes from the last one

@@ -25,22 +25,20 @@
 # `RUN` (a cluster without an adapter skips the tuned experiment with a note).
 
 # %% tags=["parameters"]
-from slmlab.config import default_run, is_smoke
+from slmlab.config import by_scale, default_run
 
 RUN = default_run()  # run folder shared with notebooks 01-08
 MODELS = ["smollm2-135m"]  # candidate SLMs (model references, or Generator objects for an endpoint)
 EXPERIMENTS = ["base", "icl", "tuned"]  # zero-shot, in-context examples, the cluster's LoRA adapter
 K_ICL = 3  # in-context examples per prompt, taken from the cluster's training split
 ICL = "similar"  # "similar" (nearest prompts) or "random" examples
-N_EVAL = 4 if is_smoke() else 100  # held-out calls per cluster (smoke: a few, to keep CPU time small)
-MAX_CLUSTERS = 2 if is_smoke() else None  # evaluate at most this many accepted clusters (largest first)
-MAX_NEW_TOKENS = 32 if is_smoke() else 128  # generation budget; tool calls need ~30-60 tokens
-MAX_PROMPT_TOKENS = 512 if is_smoke() else 1024  # prompt budget when no adapter records its own
-EMBEDDER = "tfidf" if is_smoke() else "auto"  # ICL retrieval + text similarity ("auto" = MiniLM)
-SWAP_AT = (
-    0.0 if is_smoke() else 0.9
-)  # swap a cluster at this agreement (smoke: swap all, to exercise routing)
-MIN_EVAL = 4 if is_smoke() else 20  # fewer evaluated calls than this -> "needs more data"
+N_EVAL = by_scale(smoke=4, cpu=24, gpu=100)  # held-out calls per cluster (CPU: few, generation is slow)
+MAX_CLUSTERS = by_scale(smoke=2, cpu=3, gpu=None)  # accepted clusters evaluated (largest first)
+MAX_NEW_TOKENS = by_scale(smoke=32, cpu=64, gpu=128)  # generation budget; tool calls need ~30-60 tokens
+MAX_PROMPT_TOKENS = by_scale(smoke=512, cpu=512, gpu=1024)  # prompt budget when no adapter records its own
+EMBEDDER = by_scale(smoke="tfidf", cpu="auto", gpu="auto")  # ICL + text similarity ("auto": MiniLM)
+SWAP_AT = by_scale(smoke=0.0, cpu=0.9, gpu=0.9)  # swap a cluster at this agreement (smoke: all)
+MIN_EVAL = by_scale(smoke=4, cpu=20, gpu=20)  # fewer evaluated calls than this -> "needs more data"
 METRIC = "name_args_exact"  # verdict metric (text clusters use `agreement`: embedding similarity)
 ROUTER_METHOD = "logreg"  # "logreg" (classifier probability) or "centroid" (cosine to the centroid)
 SLM_COST_PER_MTOK = None  # USD per million SLM tokens for the replay; None leaves it to notebook 08

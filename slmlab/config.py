@@ -13,6 +13,7 @@ import os
 import random
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,11 @@ def cache_dir(kind: str) -> Path:
     The cache lives in `SLMLAB_CACHE` if set, else `SLMLAB_HOME/cache`; keeping it separate lets many
     run homes (tests, experiments) share converted models and embeddings.
     """
-    root = Path(os.environ["SLMLAB_CACHE"]).expanduser() if os.environ.get("SLMLAB_CACHE") else home_dir() / "cache"
+    root = (
+        Path(os.environ["SLMLAB_CACHE"]).expanduser()
+        if os.environ.get("SLMLAB_CACHE")
+        else home_dir() / "cache"
+    )
     path = root / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -51,6 +56,40 @@ def cache_dir(kind: str) -> Path:
 def is_smoke() -> bool:
     """True under the smoke switch (`SLMLAB_SMOKE=1`): tiny models, few steps, few hundred calls."""
     return os.environ.get("SLMLAB_SMOKE", "0").lower() in ("1", "true", "yes")
+
+
+SCALES = ("smoke", "cpu", "gpu")
+
+
+def scale() -> str:
+    """How big the notebooks' default knobs are: "smoke" (tests), "cpu" (a laptop) or "gpu" (one GPU).
+
+    `SLMLAB_SCALE` chooses; else the smoke switch gives "smoke", a visible CUDA device "gpu", anything
+    else "cpu". The "cpu" sizes keep the whole main job (`slmlab run`) within about 15 minutes on 2 cores.
+    """
+    chosen = os.environ.get("SLMLAB_SCALE", "").strip().lower()
+    if chosen:
+        if chosen not in SCALES:
+            raise ValueError(f"SLMLAB_SCALE must be one of {SCALES}, not {chosen!r}")
+        return chosen
+    if is_smoke():
+        return "smoke"
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def by_scale(smoke: Any, cpu: Any, gpu: Any) -> Any:
+    """The knob value for the current `scale()`: `STEPS = by_scale(smoke=3, cpu=40, gpu=300)`.
+
+    Example:
+        >>> os.environ["SLMLAB_SCALE"] = "cpu"; by_scale(smoke=3, cpu=40, gpu=300)
+        40
+        >>> del os.environ["SLMLAB_SCALE"]
+    """
+    return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[scale()]
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -80,7 +119,7 @@ def require(module: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(
-            f"{module!r} is not installed; it is needed here. Install it with: pip install \"slmlab[{extra}]\""
+            f'{module!r} is not installed; it is needed here. Install it with: pip install "slmlab[{extra}]"'
         ) from exc
 
 

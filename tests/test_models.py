@@ -54,3 +54,41 @@ def test_int8_on_cpu_loads():
     pytest.importorskip("bitsandbytes")
     model, _ = load_causal_lm("smollm2-135m", LoadSpec(device="cpu", quantization="int8"))
     assert memory_footprint_mb(model) < 300
+
+
+def test_cpu_bf16_generation_answers_and_is_cached_apart():
+    import torch
+
+    from slmlab.generate import TransformersGenerator
+    from slmlab.models import cpu_has_native_bf16
+
+    assert isinstance(cpu_has_native_bf16(), bool)
+    fp32 = TransformersGenerator("smollm2-135m", batch_size=2, cpu_bf16=False)
+    bf16 = TransformersGenerator("smollm2-135m", batch_size=2, cpu_bf16=True)
+    assert next(fp32.model.parameters()).dtype == torch.float32
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    assert fp32.cache_id != bf16.cache_id  # answers of the two precisions never mix in the cache
+    prompt = [[{"role": "user", "content": "What is the capital of France?"}]]
+    out = bf16.generate(prompt, max_new_tokens=12, progress=False)[0]
+    assert "Paris" in out.text and out.mean_logprob < 0
+    # int8 and explicit dtypes keep their own precision
+    assert not TransformersGenerator("smollm2-135m", spec=LoadSpec(dtype="float32"), cpu_bf16=True).cpu_bf16
+    with pytest.raises(ValueError, match="cpu_bf16"):
+        TransformersGenerator("smollm2-135m", cpu_bf16="yes")
+
+
+def test_scale_picks_knob_sizes(monkeypatch):
+    from slmlab.config import by_scale, scale
+
+    monkeypatch.setenv("SLMLAB_SCALE", "gpu")
+    assert scale() == "gpu" and by_scale(smoke=1, cpu=2, gpu=3) == 3
+    monkeypatch.delenv("SLMLAB_SCALE")
+    monkeypatch.setenv("SLMLAB_SMOKE", "1")
+    assert by_scale(smoke=1, cpu=2, gpu=3) == 1
+    monkeypatch.setenv("SLMLAB_SMOKE", "0")
+    import torch
+
+    assert scale() == ("gpu" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("SLMLAB_SCALE", "tpu")
+    with pytest.raises(ValueError, match="SLMLAB_SCALE"):
+        scale()
