@@ -68,12 +68,17 @@ def parse_response(output: str) -> ParsedResponse:
     """Split generated text into plain text and `<tool_call>` blocks.
 
     A block whose JSON does not parse is kept as a tool call named None with `valid_json=False`, so the
-    evaluator can count invalid JSON instead of mistaking it for a text answer.
+    evaluator can count invalid JSON instead of mistaking it for a text answer. A complete JSON object
+    whose closing tag was cut by the token limit (`...}}\n</tool`) still counts.
+
+    Example:
+        >>> parse_response('<tool_call>\\n{"name": "f", "arguments": {"id": "A1"}}\\n</tool').tool_calls
+        [{'name': 'f', 'arguments': '{"id": "A1"}'}]
     """
     calls: list[dict[str, Any]] = []
     valid = True
     for match in TOOL_CALL_RE.finditer(output):
-        body = match.group(1).strip()
+        body = _strip_cut_close_tag(match.group(1).strip())
         try:
             obj = json.loads(body)
             name = obj.get("name") if isinstance(obj, dict) else None
@@ -85,6 +90,14 @@ def parse_response(output: str) -> ParsedResponse:
             calls.append({"name": None, "arguments": body})
     text = TOOL_CALL_RE.sub("", output).strip()
     return ParsedResponse(text=text, tool_calls=calls, valid_json=valid)
+
+
+def _strip_cut_close_tag(body: str) -> str:
+    """Drop a trailing prefix of `</tool_call>` (generation stopped inside the closing tag)."""
+    cut = body.rfind("<")
+    if cut > 0 and "</tool_call>".startswith(body[cut:]) and body[:cut].rstrip().endswith("}"):
+        return body[:cut].rstrip()
+    return body
 
 
 def tool_signatures(tools: list[dict[str, Any]] | None) -> str:
