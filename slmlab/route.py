@@ -10,7 +10,8 @@ router's confidence clears the threshold.
 
 `replay` pushes logged calls through a router and attaches the measured agreement, latency and cost per
 call; `threshold_sweep` traces quality against the share of calls kept on the LLM, summarized by
-`call_share_for_quality` and `apgr` (average performance gap recovered), as in RouteLLM.
+`call_share_for_quality` and `apgr` (average performance gap recovered), as in RouteLLM, and
+`share_at_agreement` (the share of calls an SLM takes at a given agreement).
 
 `replay_by_agent` runs that replay on a multi-agent log, one router per agent (split by session, cluster,
 fit, replay the held-out calls), with each agent's cost before (the logged cost) and after;
@@ -625,8 +626,9 @@ def threshold_sweep(
     was not evaluated counts as `missing_agreement` (0.0: an unmeasured answer is assumed wrong).
 
     Returns:
-        threshold, llm_share, slm_share, quality, n, plus quality_all_llm (1.0) and quality_all_slm (every
-        call on its SLM route), which `apgr` and `call_share_for_quality` use.
+        threshold, llm_share, slm_share, quality, slm_agreement (mean agreement of the SLM-routed calls
+        alone), n, plus quality_all_llm (1.0) and quality_all_slm (every call on its SLM route), which
+        `apgr` and `call_share_for_quality` use.
     """
     clusters, s, ok = router.decide(calls)
     outcome = _slm_outcomes(calls, router, scores, clusters)
@@ -646,6 +648,7 @@ def threshold_sweep(
                 "llm_share": 1 - to_slm.mean() if n else 1.0,
                 "slm_share": to_slm.mean() if n else 0.0,
                 "quality": q,
+                "slm_agreement": float(a[to_slm].mean()) if to_slm.any() else None,
                 "n": n,
             }
         )
@@ -689,6 +692,27 @@ def apgr(sweep: pl.DataFrame) -> float:
             xs.append(x)
             ys.append(y)
     return float(np.trapezoid(ys, xs))
+
+
+def share_at_agreement(sweep: pl.DataFrame, level: float = 0.9) -> dict[str, float | None]:
+    """The largest share of calls an SLM takes while its routed calls agree with the LLM at >= `level`.
+
+    Example:
+        >>> sweep = pl.DataFrame({"threshold": [0.0, 0.5, 0.9], "slm_share": [0.4, 0.25, 0.1],
+        ...                       "slm_agreement": [0.7, 0.92, 1.0]})
+        >>> share_at_agreement(sweep, 0.9)
+        {'level': 0.9, 'slm_share': 0.25, 'slm_agreement': 0.92, 'threshold': 0.5}
+    """
+    ok = sweep.filter(pl.col("slm_agreement") >= level).sort("slm_share", descending=True)
+    if ok.is_empty():
+        return {"level": level, "slm_share": 0.0, "slm_agreement": None, "threshold": None}
+    row = ok.row(0, named=True)
+    return {
+        "level": level,
+        "slm_share": float(row["slm_share"]),
+        "slm_agreement": float(row["slm_agreement"]),
+        "threshold": float(row["threshold"]),
+    }
 
 
 def call_share_for_quality(
@@ -1125,6 +1149,7 @@ __all__ = [
     "Router",
     "apgr",
     "call_share_for_quality",
+    "share_at_agreement",
     "load_router",
     "plot_quality_vs_llm_share",
     "register_router",
