@@ -85,7 +85,8 @@ class FinetuneConfig:
         "recompute activations in backward: less memory, ~30% slower", default=False
     )
     bf16: str | bool = _help(
-        '"auto" = bf16 autocast on a bf16-capable GPU; True / False force it', default="auto"
+        '"auto" = bf16 autocast on a bf16 GPU or a CPU with native bf16; True / False force it',
+        default="auto",
     )
     optimizer: str = _help(
         '"auto" (paged AdamW on CUDA for qlora, else AdamW), "adamw", "paged_adamw"', default="auto"
@@ -146,13 +147,18 @@ class _Run:
 
         self.device = pick_device(config.device)
         cuda = self.device.startswith("cuda")
-        self.bf16 = (
-            bool(cuda and torch.cuda.is_bf16_supported()) if config.bf16 == "auto" else bool(config.bf16)
-        )
-        if self.bf16 and not cuda:
-            # CPU autocast in bf16 is slower than fp32 on most CPUs; keep fp32 for correctness and speed.
-            self.bf16 = False
+        if config.bf16 != "auto":
+            self.bf16 = bool(config.bf16)
+        elif cuda:
+            self.bf16 = bool(torch.cuda.is_bf16_supported())
+        else:
+            from slmlab.models import cpu_has_native_bf16
+
+            # bf16 autocast is a speed-up only where the CPU computes bf16 natively; elsewhere it is
+            # emulated and slower than fp32. The adapter weights and optimizer stay fp32 either way.
+            self.bf16 = cpu_has_native_bf16()
         self.cuda = cuda
+        self.autocast_device = "cuda" if cuda else "cpu"
 
 
 def _memory_mb(cuda: bool) -> float:
@@ -355,7 +361,7 @@ def evaluate_loss(
             batch = collate_rows(list(rows[start : start + batch_size]), pad_id)
             batch = {k: v.to(device) for k, v in batch.items()}
             n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
                 loss = model(**batch).loss
             total += float(loss) * n
             count += n
@@ -466,7 +472,7 @@ def finetune(
         for rows in micro:
             batch = {k: v.to(run.device) for k, v in collate_rows(rows, pad_id, padding_free=True).items()}
             n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.bf16):
+            with torch.autocast(run.autocast_device, dtype=torch.bfloat16, enabled=run.bf16):
                 loss = model(**batch).loss
             # Weight each micro-batch by its target tokens so accumulation equals one big batch's mean.
             (loss * n / max(n_target, 1)).backward()
