@@ -22,6 +22,7 @@ from slmlab.route import (
     register_router,
     replay,
     select_router,
+    share_at_agreement,
     threshold_sweep,
 )
 
@@ -207,6 +208,12 @@ def test_sweep_apgr_and_call_share_against_random():
     assert call_share_for_quality(rand, [0.9], relative_to="llm")["llm_share"][0] > 0.7
     fig = plot_quality_vs_llm_share(sweep, rand)
     assert len(fig.data) == 2 and "random" in fig.data[1].name
+    # the SLM-routed calls alone: cluster 0's SLM is always right, the random router's about 1/3
+    assert sweep.filter(pl.col("slm_share") > 0)["slm_agreement"].min() == pytest.approx(1.0)
+    at = share_at_agreement(sweep, 0.9)
+    assert at["slm_share"] == pytest.approx(1 - sweep["llm_share"].min()) and at["slm_agreement"] == 1.0
+    assert share_at_agreement(rand, 0.99)["slm_share"] < 0.2  # only a handful of lucky calls
+    assert share_at_agreement(sweep.with_columns(pl.lit(0.5).alias("slm_agreement")), 0.9)["slm_share"] == 0.0
 
 
 @pytest.mark.shared
