@@ -324,7 +324,8 @@ def run_experiments(
         cache: reuse earlier generations from the on-disk cache.
         seed: sampling of eval calls and random ICL examples.
         batch_size, int8: passed to `TransformersGenerator` for model references.
-        max_clusters: evaluate at most this many accepted clusters, the largest first (smoke runs).
+        max_clusters: evaluate at most this many accepted clusters: those with an adapter first, then the
+            largest (CPU and smoke runs).
 
     Returns:
         Per-call scores (`score_calls` columns) with `model`, `experiment` and `adapter`.
@@ -342,11 +343,14 @@ def run_experiments(
     calls = _ensure_split(calls, seed)
     ids = accepted_clusters(clusters, calls)
     if max_clusters is not None and len(ids) > max_clusters:
+        # Clusters with an adapter first (the tuned experiment is the point), then the largest.
+        tuned = [c for c in adapters if c in ids] if "tuned" in experiments else []
         sizes = (
             calls.filter(pl.col("cluster").is_in(ids))
             .group_by("cluster")
             .len()
-            .sort(["len", "cluster"], descending=[True, False])
+            .with_columns(pl.col("cluster").is_in(tuned).alias("_tuned"))
+            .sort(["_tuned", "len", "cluster"], descending=[True, True, False])
         )
         ids = sorted(sizes.get_column("cluster").head(max_clusters).to_list())
     rng = random.Random(seed)
