@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -42,7 +44,6 @@ NEW_LOG_CALLS = 300 if is_smoke() else 1500  # size of "next month's" logs for t
 import polars as pl
 
 from slmlab import savings
-from slmlab.config import artefact
 from slmlab.pricing import load_prices
 
 replay = savings.load_routed_calls(RUN)
