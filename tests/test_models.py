@@ -92,3 +92,28 @@ def test_scale_picks_knob_sizes(monkeypatch):
     monkeypatch.setenv("SLMLAB_SCALE", "tpu")
     with pytest.raises(ValueError, match="SLMLAB_SCALE"):
         scale()
+
+
+def test_shared_prefix_cache_gives_the_plain_answers_in_fp32():
+    from slmlab.generate import TransformersGenerator
+
+    system = {
+        "role": "system",
+        "content": "You are an airline agent. Follow the policy. " * 12
+        + "\nTools: get_user_details(user_id), get_reservation_details(reservation_id)",
+    }
+    asks = [
+        "What is the capital of France?",
+        "My user id is mia_li_3668.",
+        "Hello",
+        "Cancel reservation ABC123",
+    ]
+    prompts = [[system, {"role": "user", "content": a}] for a in asks]
+    prompts.append([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    plain = TransformersGenerator("smollm2-135m", batch_size=8, cpu_bf16=False, prefix_cache=False)
+    shared = TransformersGenerator("smollm2-135m", batch_size=8, cpu_bf16=False, prefix_cache=True)
+    a = plain.generate(prompts, max_new_tokens=10, progress=False)
+    b = shared.generate(prompts, max_new_tokens=10, progress=False)
+    assert [g.text for g in a] == [g.text for g in b]
+    assert [g.mean_logprob for g in b] == pytest.approx([g.mean_logprob for g in a], abs=1e-3)
+    assert len(shared._prefixes) == 1  # the long system prompt was computed once; "Be brief." is too short
