@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -165,7 +166,10 @@ class Generator:
                 out[i] = hits.get(k)
         todo = [i for i, g in enumerate(out) if g is None]
         if sort_by_length:
-            todo.sort(key=lambda i: (self._group_key(prompts[i]), _prompt_len(prompts[i])))
+            # Prompts that share a group key (a system prompt) batch together; unique keys sort by length.
+            keys = {i: self._group_key(prompts[i]) for i in todo}
+            shared = Counter(keys.values())
+            todo.sort(key=lambda i: (keys[i] if shared[keys[i]] > 1 else "", _prompt_len(prompts[i])))
         bar = tqdm(total=len(todo), desc=f"generate [{self.name}]", disable=not progress or not todo)
         for start in range(0, len(todo), self.batch_size):
             idx = todo[start : start + self.batch_size]
@@ -355,9 +359,11 @@ class TransformersGenerator(Generator):
         return {k: v.to(device) for k, v in enc.items()}, None
 
     def _generate_batch(self, prompts: list[list[dict[str, str]]], max_new_tokens: int) -> list[Generation]:
+        keys = [self._group_key(p) for p in prompts]
+        shared = Counter(keys)
         groups: dict[str, list[int]] = {}
-        for i, p in enumerate(prompts):
-            groups.setdefault(self._group_key(p), []).append(i)
+        for i, k in enumerate(keys):  # a prompt whose prefix no other prompt shares joins the plain group
+            groups.setdefault(k if shared[k] > 1 else "", []).append(i)
         if len(groups) == 1:
             return self._generate_group(prompts, max_new_tokens)
         out: list[Generation | None] = [None] * len(prompts)
