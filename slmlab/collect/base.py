@@ -112,12 +112,12 @@ class Reader:
     def fast_rows(self, ctx: Context) -> FastRows | None:
         """Optional column-wise fast path for a JSONL file; None (the default) reads record by record.
 
-        The callable gets a block of whole lines (`iter_jsonl_blocks`) and its first line number and returns
-        the block's lines (`block.split(b"\\n")`) and, aligned with them, one canonical row per line: a list
-        of values in `CALL_SCHEMA` order (`ROW_INDEX` gives positions, `session_id` already defaulted to
-        `call_id`, `step` may be None) or None where the line does not fit the fast shape. The driver sends
-        every None line (blank and bad lines included) through `records`' per-line parsing and `calls`, so
-        the fast path only has to be right where it answers, and must then answer exactly as `calls` would.
+        The callable gets a block of lines (`iter_jsonl_blocks`) and the first one's number and returns,
+        aligned with them, one canonical row per line: a list of values in `CALL_SCHEMA` order (`ROW_INDEX`
+        gives positions; `session_id` already defaulted to `call_id`, `step` may be None) or None where the
+        line does not fit the fast shape. The driver sends every None line (blank and bad lines included)
+        through the per-line parsing of `iter_jsonl` and `calls`, so the fast path only has to be right
+        where it answers, and must then answer exactly as `calls` would.
         """
         return None
 
@@ -235,12 +235,12 @@ def iter_jsonl(path: Path) -> Iterator[Record]:
                 yield rec
 
 
-def iter_jsonl_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes, bool]]:
-    """`(first line number, block, ends_with_newline)`: whole JSONL lines, about `block_bytes` at a time.
+def iter_jsonl_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, list[bytes], bool]]:
+    """`(first line number, lines, ends_with_newline)`: a JSONL file's lines, about `block_bytes` at a time.
 
-    A block holds complete lines joined by b"\n" without the final newline; only the file's last block may
-    lack one (`ends_with_newline` False). A line longer than `block_bytes` makes a block of its own, so
-    memory stays bounded by the longest line. Line numbers count exactly as `iter_jsonl` does.
+    Lines come without their b"\\n"; only the file's last line may have had none (`ends_with_newline`
+    False for that last block). A line longer than `block_bytes` makes a block of its own, so memory stays
+    bounded by the longest line. Line numbers count exactly as `iter_jsonl` does.
     """
     line = 1
     carry = b""
@@ -249,16 +249,15 @@ def iter_jsonl_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tu
             data = f.read(block_bytes)
             if not data:
                 break
-            buf = carry + data if carry else data
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                carry = buf
-                continue
-            block, carry = buf[:cut], buf[cut + 1 :]
-            yield line, block, True
-            line += block.count(b"\n") + 1
+            lines = data.split(b"\n")
+            if carry:
+                lines[0] = carry + lines[0]  # the line cut by the previous read (copying only that line)
+            carry = lines.pop()
+            if lines:
+                yield line, lines, True
+                line += len(lines)
     if carry:
-        yield line, carry, False
+        yield line, [carry], False
 
 
 def load_document(path: Path) -> tuple[Any, str | None]:
@@ -654,8 +653,8 @@ _COLUMNS = list(CALL_SCHEMA)
 ROW_INDEX = {c: i for i, c in enumerate(_COLUMNS)}
 _CALL, _SESSION, _STEP = ROW_INDEX["call_id"], ROW_INDEX["session_id"], ROW_INDEX["step"]
 
-# A reader's fast path: (block of whole JSONL lines, its first line number) -> (lines, a row or None per line).
-FastRows = Callable[[bytes, int], tuple[list[bytes], list[list[Any] | None]]]
+# A reader's fast path: (a block of JSONL lines, the first one's number) -> a row or None per line.
+FastRows = Callable[[list[bytes], int], list[list[Any] | None]]
 
 
 class _ChunkBuilder:
@@ -902,8 +901,8 @@ class _FileRun:
         read = ingested = dups = 0
         steps = builder.session_steps
         limit = builder.chunk_rows
-        for first, block, ends_with_newline in iter_jsonl_blocks(path, BLOCK_BYTES):
-            lines, rows = fast_rows(block, first)
+        for first, lines, ends_with_newline in iter_jsonl_blocks(path, BLOCK_BYTES):
+            rows = fast_rows(lines, first)
             last = len(lines) - 1
             out = builder.rows
             for i, row in enumerate(rows):

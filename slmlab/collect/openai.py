@@ -225,8 +225,7 @@ class OpenAIReader(Reader):
         loads = _RepeatedTools().loads
         file_name, source_file, fmt = ctx.path.name, str(ctx.path), self.name
 
-        def rows(block: bytes, first: int) -> tuple[list[bytes], list[list[Any] | None]]:
-            lines = block.split(b"\n")
+        def rows(lines: list[bytes], first: int) -> list[list[Any] | None]:
             out: list[list[Any] | None] = []
             append = out.append
             for i, line in enumerate(lines):
@@ -234,7 +233,7 @@ class OpenAIReader(Reader):
                     append(_fast_row(loads(line), first + i, tools_json, file_name, source_file, fmt))
                 except Exception:  # noqa: BLE001 - blank, bad or unusual lines: the per-record path decides
                     append(None)
-            return lines, out
+            return out
 
         return rows
 
@@ -244,10 +243,12 @@ class OpenAIReader(Reader):
 _DIGITS = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))  # digits -> "0", everything else -> " "
 _LONG_NUMBER = b"0" * 19
 _TOOLS_KEY = b'"tools":'
-# Stands in for a spliced-out `tools` value: the JSON string "\u0000". A line that already contains that
-# escape is never spliced, so finding the value at request.tools proves the splice landed there.
-_SPLICED = b'"\\u0000"'
-_NUL_ESCAPE = b"\\u0000"
+# Stands in for a spliced-out `tools` value: a JSON string of four NULs. A NUL can only be written
+# `\u0000`, so a line holding that value has the 24 bytes `\u0000\u0000\u0000\u0000`; such a line is
+# never spliced, and finding the stand-in at request.tools proves the splice landed there.
+_NUL_ESCAPE = b"\\u0000" * 4  # a 24-byte needle: searched far faster than one escape
+_SPLICED = b'"' + _NUL_ESCAPE + b'"'
+_SPLICED_VALUE = "\x00" * 4
 _META_DROP = frozenset((*_META_AGENT, "session_id", "step", "task_label"))
 _WRAPPER_EXTRA = ("client_id", "user", "trace_id", "conversation_id", "log_type")
 _LATENCY_KEYS = ("latency_ms", "duration_ms")
@@ -299,10 +300,16 @@ def _float_exponent(b: bytes, marker: bytes) -> bool:
     return False
 
 
+# Types whose orjson text is json's: no float, no container that may hold one (ints are exact in orjson).
+_PLAIN = frozenset((str, int, bool, type(None)))
+# Types whose str() is the same whichever parser read them.
+_TEXTUAL = frozenset((str, int, type(None)))
+
+
 def _flat(d: dict[str, Any]) -> bool:
-    """True if every value of `d` is a str, an int (not huge: orjson keeps ints exact), a bool or None."""
+    """True if every value of `d` is a str, an int, a bool or None (see `_PLAIN`)."""
     for v in d.values():
-        if v is not None and type(v) is not str and type(v) is not int and type(v) is not bool:
+        if v.__class__ not in _PLAIN:
             return False
     return True
 
@@ -312,7 +319,7 @@ class _RepeatedTools:
 
     Agents send the same tool schemas with every call and they are often half of a line; parsing them again
     and again is most of the parse time. The bytes after `"tools":` are compared (memcmp) with the few
-    values seen last; on a match the line is parsed with `"\u0000"` in their place and the cached object
+    values seen last; on a match the line is parsed with `_SPLICED` in their place and the cached object
     is put back, but only if that stand-in is found at `request.tools`: then those bytes were that value.
     """
 
@@ -336,7 +343,7 @@ class _RepeatedTools:
                     except orjson.JSONDecodeError:
                         break
                     req = rec.get("request") if type(rec) is dict else None
-                    if type(req) is dict and req.get("tools") == "\x00":
+                    if type(req) is dict and req.get("tools") == _SPLICED_VALUE:
                         req["tools"] = obj
                         self.hits += 1
                         return rec
@@ -402,8 +409,11 @@ def _fast_row(
     for m in messages:
         if type(m) is not dict:
             return None
-        if flat and not _flat(m):
-            flat = False
+        if flat:
+            for v in m.values():
+                if v.__class__ not in _PLAIN:
+                    flat = False
+                    break
     if flat:
         messages_json = orjson.dumps(messages).decode()
     else:
@@ -485,9 +495,14 @@ def _fast_row(
     parent = meta.get("parent_id")
     resp_id = response.get("id")
     # Values that become text: str() of a float would differ where orjson read a huge integer as a float.
-    for v in (model, session, agent, parent, resp_id):
-        if v is not None and type(v) is not str and type(v) is not int:
-            return None
+    if not (
+        model.__class__ in _TEXTUAL
+        and session.__class__ in _TEXTUAL
+        and agent.__class__ in _TEXTUAL
+        and parent.__class__ in _TEXTUAL
+        and resp_id.__class__ in _TEXTUAL
+    ):
+        return None
     step = meta["step"] if "step" in meta else rec.get("step")
     if type(step) is not int:
         if type(step) is float and abs(step) >= _HUGE:
