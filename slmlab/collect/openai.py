@@ -79,7 +79,10 @@ class _ToolsCache:
     def __call__(self, tools: Any) -> str | None:
         if not tools:
             return None
-        if tools is self.obj or tools == self.obj:  # deep equality in C is far cheaper than json.dumps
+        if tools is self.obj:
+            return self.text
+        if tools == self.obj:  # deep equality in C is far cheaper than json.dumps
+            self.obj = tools  # an equal value: the next call of the same object is an identity hit
             return self.text
         self.obj, self.text = tools, to_json(tools)
         return self.text
@@ -255,6 +258,7 @@ _LATENCY_KEYS = ("latency_ms", "duration_ms")
 _COST_KEYS = ("cost_usd", "cost", "response_cost")
 _ERROR_STATUSES = ("error", "failed", "failure")
 _EMPTY: dict[str, Any] = {}
+_PARAMS_BY_SHAPE: dict[tuple[str, ...], tuple[str, ...]] = {}  # request keys -> the _PARAMS among them
 _DECODER = json.JSONDecoder()
 # Wrapper keys the common line does not have: when none is present, their lookups are skipped.
 _RARE_WRAPPER = frozenset(("error", "status", "workload_id", "task_label", *_WRAPPER_EXTRA, *_COST_KEYS))
@@ -511,7 +515,11 @@ def _fast_row(
     n_in = usage["prompt_tokens"] if "prompt_tokens" in usage else usage.get("input_tokens")
     n_out = usage["completion_tokens"] if "completion_tokens" in usage else usage.get("output_tokens")
     n_cached = details.get("cached_tokens")
-    if type(n_in) is not int or type(n_out) is not int or type(n_cached) is not int:
+    if (
+        type(n_in) is not int
+        or type(n_out) is not int
+        or (n_cached is not None and type(n_cached) is not int)
+    ):
         for v in (n_in, n_out, n_cached):
             if type(v) is float and abs(v) >= _HUGE:
                 return None
@@ -530,7 +538,7 @@ def _fast_row(
     if type(timestamp) is float and abs(timestamp) >= _HUGE:
         return None
     extra: dict[str, Any] = {}
-    if meta:
+    if meta and not _META_DROP.issuperset(meta):
         for k, v in meta.items():
             if k not in _META_DROP:
                 extra[k] = v
@@ -549,8 +557,14 @@ def _fast_row(
                 extra[k] = v
     if task_label is not None and type(task_label) is not str and type(task_label) is not int:
         return None
-    for k in _PARAMS:
-        v = request.get(k)
+    shape = tuple(request)  # the generation parameters this request shape has, in _PARAMS order
+    params = _PARAMS_BY_SHAPE.get(shape)
+    if params is None:
+        params = tuple(k for k in _PARAMS if k in request)
+        if len(_PARAMS_BY_SHAPE) < 1024:
+            _PARAMS_BY_SHAPE[shape] = params
+    for k in params:
+        v = request[k]
         if v is not None:
             extra[k] = v
     if req_model and resp_model and req_model != resp_model:
@@ -564,6 +578,9 @@ def _fast_row(
         if extra_json is None:
             return None
     call_id = f"{file_name}:{line}" if resp_id is None else str(resp_id)
+    tools = request.get("tools") or request.get("functions")
+    # `tools_json(tools)`, with its cache hit (the same spliced object, line after line) checked inline.
+    tools_text = tools_json.text if tools is tools_json.obj and tools else tools_json(tools)
     return [
         call_id,
         call_id if session is None else str(session),
@@ -573,7 +590,7 @@ def _fast_row(
         timestamp,
         str(model),
         messages_json,
-        tools_json(request.get("tools") or request.get("functions")),
+        tools_text,
         text,
         tc_json,
         tool_name,
