@@ -15,6 +15,10 @@ Counting rules (documented here once, tested in tests/test_collect.py):
   a retry twice) is quarantined as a duplicate: the first copy wins, the second is kept in quarantine;
 * non-UTF-8 bytes in a JSONL line quarantine that line only; the rest of the file is read.
 
+A reader may add a column-wise fast path for JSONL files (`Reader.fast_rows`): it turns blocks of lines into
+row lists and hands every line it does not answer back to the per-record path above, so the counting rules,
+quarantine and table are the same either way (`ingest(..., fast=False)` forces the per-record path).
+
 Usage:
     >>> from slmlab.collect import ingest
     >>> res = ingest("logs/")  # doctest: +SKIP
