@@ -225,7 +225,9 @@ class TransformersGenerator(Generator):
             Greedy answers can differ slightly from fp32; the cache keys them apart.
         prefix_cache: compute the shared system prompt (policy + tool list: most of an agent prompt) once
             and reuse its KV cache for every call that starts with it. Identical answers in fp32; in bf16
-            the different summation order can change a few greedy answers. 1.7x faster on tau-bench.
+            the different summation order can change a few greedy answers. On tau-bench prompts (one shared
+            ~300-token system prompt) measured 1.04x-1.7x faster on a shared 2-core machine: decoding, not
+            the prefill, is most of the time at 48 new tokens.
 
     Example:
         >>> gen = TransformersGenerator("smollm2-135m", int8=True)  # doctest: +SKIP
