@@ -3,8 +3,14 @@
 Generates N calls in the openai request/response JSONL form (the shape logging proxies write), then runs
 each implementation in its own subprocess and reports wall time and peak memory (ru_maxrss) and ratios.
 
+Memory: pandas holds the whole file as Python objects, about 4.3 GB per 200k calls (1.16 GB at 50k), so
+the default N of 1,000,000 needs about 22 GB for the pandas side: more than a 23 GB machine has next to
+anything else. There, run `--n 200000`, or `--n 1000000 --skip-pandas` for slmlab alone (it streams the
+file; its peak at 1M, 2.6 GB, is the call table this script reads back to profile it).
+
 Usage:
     python benchmarks/bench_ingest.py --n 200000
+    python benchmarks/bench_ingest.py --n 1000000 --skip-pandas
 """
 
 from __future__ import annotations
@@ -133,7 +139,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000, help="number of logged calls to generate")
     ap.add_argument("--file", help="use this JSONL instead of generating one")
     ap.add_argument("--worker", choices=["slmlab", "pandas"], help=argparse.SUPPRESS)
-    ap.add_argument("--skip-pandas", action="store_true", help="only run slmlab (pandas needs ~25 GB at 1M)")
+    ap.add_argument("--skip-pandas", action="store_true", help="only run slmlab (pandas needs ~22 GB at 1M)")
     args = ap.parse_args()
     if args.worker:
         worker(args.worker, args.file)
