@@ -167,9 +167,9 @@ class Generator:
         todo = [i for i, g in enumerate(out) if g is None]
         if sort_by_length:
             # Prompts that share a group key (a system prompt) batch together; unique keys sort by length.
-            keys = {i: self._group_key(prompts[i]) for i in todo}
-            shared = Counter(keys.values())
-            todo.sort(key=lambda i: (keys[i] if shared[keys[i]] > 1 else "", _prompt_len(prompts[i])))
+            group = {i: self._group_key(prompts[i]) for i in todo}
+            shared = Counter(group.values())
+            todo.sort(key=lambda i: (group[i] if shared[group[i]] > 1 else "", _prompt_len(prompts[i])))
         bar = tqdm(total=len(todo), desc=f"generate [{self.name}]", disable=not progress or not todo)
         for start in range(0, len(todo), self.batch_size):
             idx = todo[start : start + self.batch_size]
