@@ -382,6 +382,20 @@ def to_openai_tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def history_message(
+    role: str, content: Any, calls: list[dict[str, Any]], source: dict[str, Any]
+) -> dict[str, Any]:
+    """A prompt-history message in OpenAI form: role, content, canonical `calls` as OpenAI tool calls, and
+    the `tool_call_id` / `name` that `source` (the logged message) carries."""
+    msg: dict[str, Any] = {"role": role, "content": content}
+    if calls:
+        msg["tool_calls"] = to_openai_tool_calls(calls)
+    for k in ("tool_call_id", "name"):
+        if source.get(k):
+            msg[k] = source[k]
+    return msg
+
+
 def response_fields(text: Any, tool_calls: list[dict[str, Any]]) -> dict[str, Any]:
     """The response columns of a row from the answer text and canonical tool calls."""
     if text is not None and not isinstance(text, str):

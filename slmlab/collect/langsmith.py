@@ -48,12 +48,12 @@ from slmlab.collect.base import (
     as_float,
     as_int,
     first_json,
+    history_message,
     openai_tool_calls,
     register_reader,
     response_fields,
     span_ms,
     to_json,
-    to_openai_tool_calls,
 )
 from slmlab.collect.shapes import json_value, openai_tools, text_ids, text_of
 
@@ -100,13 +100,7 @@ def lc_message(m: Any) -> dict[str, Any]:
     calls = lc_tool_calls(body)
     if isinstance(content, list) and calls:  # tool_use blocks are repeated in tool_calls
         content = [b for b in content if not (isinstance(b, dict) and b.get("type") == "tool_use")] or None
-    msg: dict[str, Any] = {"role": role, "content": content}
-    if calls:
-        msg["tool_calls"] = to_openai_tool_calls(calls)
-    for k in ("tool_call_id", "name"):
-        if body.get(k):
-            msg[k] = body[k]
-    return msg
+    return history_message(role, content, calls, body)
 
 
 def lc_tool_calls(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -68,6 +68,7 @@ from slmlab.collect.base import (
     SkipRecord,
     as_float,
     as_int,
+    history_message,
     iter_json_records,
     openai_tool_calls,
     read_head,
@@ -232,14 +233,8 @@ def _openai_message(m: Any) -> dict[str, Any]:
     """A `{role, content, tool_calls?}` message (deprecated `gen_ai.prompt`, OpenLLMetry) in canonical form."""
     if not isinstance(m, dict):
         return {"role": "user", "content": text_of(m)}
-    msg: dict[str, Any] = {"role": m.get("role") or "user", "content": m.get("content")}
     calls = openai_tool_calls(json_value(m.get("tool_calls")))
-    if calls:
-        msg["tool_calls"] = to_openai_tool_calls(calls)
-    for k in ("tool_call_id", "name"):
-        if m.get(k):
-            msg[k] = m[k]
-    return msg
+    return history_message(m.get("role") or "user", m.get("content"), calls, m)
 
 
 def _flat_messages(a: dict[str, Any], kind: str) -> list[tuple[dict[str, Any], Any]]:
