@@ -309,6 +309,11 @@ class TransformersGenerator(Generator):
             return prompt[0].get("content") or ""
         return ""
 
+    def _device(self) -> Any:
+        """Where inputs go: the model's device (CPU for the dynamically int8-quantized model)."""
+        torch = require("torch", "train")
+        return next(self.model.parameters()).device if not self.int8 else torch.device("cpu")
+
     def _prefix(self, system: dict[str, str], first_text: str) -> tuple[str, list[int], Any] | None:
         """Token ids and KV cache of the rendered system message, or None where it is no clean prefix."""
         torch = require("torch", "train")
@@ -321,9 +326,8 @@ class TransformersGenerator(Generator):
             whole = list(self.tokenizer(first_text, add_special_tokens=False)["input_ids"])
             if len(ids) < 32 or ids + rest != whole:  # too short to pay, or tokens merge across the cut
                 return None
-            device = next(self.model.parameters()).device if not self.int8 else torch.device("cpu")
             with torch.inference_mode():
-                cache = self.model(torch.tensor([ids], device=device), use_cache=True).past_key_values
+                cache = self.model(torch.tensor([ids], device=self._device()), use_cache=True).past_key_values
             if len(self._prefixes) >= 4:
                 self._prefixes.pop(next(iter(self._prefixes)))
             self._prefixes[text] = (ids, cache)
@@ -334,7 +338,7 @@ class TransformersGenerator(Generator):
         import copy
 
         torch = require("torch", "train")
-        device = next(self.model.parameters()).device if not self.int8 else torch.device("cpu")
+        device = self._device()
         texts = [render_prompt(p, self.tokenizer) for p in prompts]
         keys = {self._group_key(p) for p in prompts}
         prefix = None
