@@ -246,7 +246,16 @@ ID_RE = re.compile(r"\b(?:(?=\w*\d)(?=\w*[A-Za-z])\w{5,}|(?=[0-9]*[A-Z])[A-Z0-9]
 
 
 def evidence_note(dropped: list[dict[str, str]], kept: list[dict[str, str]], max_chars: int) -> str:
-    """Snippets around ids that occur in `dropped` messages but in none of the `kept` ones, newest first.
+    """What the dropped turns held that the next action may need, in at most `max_chars` characters.
+
+    Three kinds of lines, in this order, each only while the budget lasts:
+
+    1. `calls made:` the tool calls of the dropped turns, oldest first, as `name(argument values)`, so the
+       model sees which lookups are done.
+    2. `not used yet:` ids from *source* messages (dropped messages that earlier calls took ids from, such
+       as a user profile listing reservation numbers) that no call has used yet, grouped by the JSON key
+       they sit under, in their order there: an agent walking through a list takes the next of these.
+    3. snippets around the remaining ids of dropped messages that the kept turns do not show, newest first.
 
     Example:
         >>> evidence_note([{"role": "user", "content": "my id is mia_li_3668, thanks"}], [], 200)
@@ -254,9 +263,41 @@ def evidence_note(dropped: list[dict[str, str]], kept: list[dict[str, str]], max
     """
     if not dropped or max_chars <= 0:
         return ""
-    seen = set(ID_RE.findall(" ".join(m["content"] for m in kept)))
+    history = dropped + kept
+    calls_at = [_calls_in(m) for m in history]
+    used = {value for calls in calls_at for call in calls for value in _argument_values(call)}
+    seen = set(ID_RE.findall(" ".join(m["content"] for m in kept))) | used
     lines: list[str] = []
-    used = 0
+    budget = [max_chars]
+
+    def add(line: str) -> bool:
+        if len(line) + 1 > budget[0]:
+            return False
+        lines.append(line)
+        budget[0] -= len(line) + 1
+        return True
+
+    made = [call for calls in calls_at[: len(dropped)] for call in calls]
+    if made:
+        rendered = [f"{c['name']}({', '.join(_argument_values(c))})" for c in made]
+        while rendered and not add("- calls made: " + "; ".join(rendered)):
+            rendered = rendered[1:]  # keep the newest calls that fit
+    for i in reversed(range(len(dropped))):
+        later = {v for calls in calls_at[i + 1 :] for call in calls for v in _argument_values(call)}
+        text = dropped[i]["content"]
+        if not later & set(ID_RE.findall(text)):
+            continue
+        groups: dict[str, list[str]] = {}
+        for match in ID_RE.finditer(text):
+            if not _is_json_key(text, match.end()):
+                groups.setdefault(_json_key_before(text, match.start()), []).append(match.group(0))
+        source = _tool_name(text) or dropped[i]["role"]
+        # The list the agent is walking through (most of its ids already used) comes first.
+        for key, ids in sorted(groups.items(), key=lambda kv: -len(later & set(kv[1]))):
+            fresh = [x for x in dict.fromkeys(ids) if x not in seen]
+            seen.update(fresh)
+            if fresh:
+                add(f"- not used yet ({source}{', ' + key if key else ''}): {', '.join(fresh)}")
     for message in reversed(dropped):
         text = message["content"]
         for match in ID_RE.finditer(text):
@@ -264,12 +305,41 @@ def evidence_note(dropped: list[dict[str, str]], kept: list[dict[str, str]], max
                 continue
             seen.add(match.group(0))
             snippet = text[max(0, match.start() - 24) : match.end() + 8].replace("\n", " ").strip()
-            line = f"- {message['role']}: …{snippet}…"
-            if used + len(line) > max_chars:
+            if not add(f"- {message['role']}: …{snippet}…"):
                 break
-            lines.append(line)
-            used += len(line) + 1
     return "Earlier in the conversation:\n" + "\n".join(lines) if lines else ""
+
+
+_KEY_RE = re.compile(r'"(\w+)"\s*:')
+_TOOL_NAME_RE = re.compile(r'^<tool_response name="([^"]+)">')
+
+
+def _calls_in(message: dict[str, str]) -> list[dict[str, Any]]:
+    if message["role"] != "assistant" or "<tool_call>" not in message["content"]:
+        return []
+    return [c for c in parse_response(message["content"]).tool_calls if c["name"]]
+
+
+def _argument_values(call: dict[str, Any]) -> list[str]:
+    args = _arguments_obj(call.get("arguments"))
+    if not isinstance(args, dict):
+        return [str(args)]
+    return [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in args.values()]
+
+
+def _json_key_before(text: str, pos: int) -> str:
+    """The nearest JSON key before `pos` (within 120 characters), or ''."""
+    keys = _KEY_RE.findall(text[max(0, pos - 120) : pos])
+    return keys[-1] if keys else ""
+
+
+def _is_json_key(text: str, end: int) -> bool:
+    return bool(re.match(r'"\s*:', text[end : end + 4]))
+
+
+def _tool_name(text: str) -> str:
+    match = _TOOL_NAME_RE.match(text)
+    return match.group(1) if match else ""
 
 
 def count_prompt_tokens(messages: list[dict[str, str]], tokenizer: Any) -> int:

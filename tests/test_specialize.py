@@ -7,7 +7,7 @@ import json
 import polars as pl
 import pytest
 
-from slmlab.chat_format import PromptBudget, evidence_note, fit_messages
+from slmlab.chat_format import PromptBudget, evidence_note, fit_messages, render_tool_calls
 from slmlab.config import MissingDependencyError
 from slmlab.schema import conform
 from slmlab.specialize import (
@@ -263,6 +263,30 @@ def test_evidence_note_keeps_ids_of_dropped_turns(tokenizer):
     system = kept[0]["content"]
     assert "mia_li_3668" in system and "AQLBTL" in system and kept[-1]["content"].startswith("filler turn 7")
     assert evidence_note([{"role": "user", "content": "id 12345 only"}], [], 100) == ""
+
+
+def test_evidence_note_lists_calls_made_and_the_ids_not_used_yet():
+    profile = json.dumps(
+        {"email": "ann.lee1990@example.com", "payment_methods": {"gift_card_1234567": {"id": "gift_card_1234567"}},
+         "reservations": ["OI5L9G", "AQLBTL", "KA7I60", "Q0ZF0J"]}
+    )  # fmt: skip
+    dropped = [
+        {"role": "user", "content": "I am ann_lee_1990"},
+        {"role": "assistant", "content": render_tool_calls([{"name": "get_user", "arguments": '{"user_id": "ann_lee_1990"}'}])},
+        {"role": "user", "content": f'<tool_response name="get_user">\n{profile}\n</tool_response>'},
+        {"role": "assistant", "content": render_tool_calls([{"name": "get_res", "arguments": {"reservation_id": "OI5L9G"}}])},
+        {"role": "assistant", "content": render_tool_calls([{"name": "get_res", "arguments": {"reservation_id": "AQLBTL"}}])},
+    ]  # fmt: skip
+    note = evidence_note(dropped, [{"role": "user", "content": "reservation AQLBTL: flights HAT249"}], 400)
+    lines = note.splitlines()
+    assert lines[0] == "Earlier in the conversation:"
+    assert lines[1] == "- calls made: get_user(ann_lee_1990); get_res(OI5L9G); get_res(AQLBTL)"
+    # the list the agent walks through comes first, without the ids already looked up, in its order
+    assert lines[2] == "- not used yet (get_user, reservations): KA7I60, Q0ZF0J"
+    assert "gift_card_1234567" in note and "payment_methods" not in lines[2]
+    # a JSON key that looks like an id is not an id; the budget is a hard limit
+    assert all(len(x) for x in lines) and len(evidence_note(dropped, [], 120)) <= 120 + len(lines[0]) + 1
+    assert "KA7I60" not in evidence_note(dropped, [], 90)
 
 
 def test_pick_targets_prefers_largest_tool_cluster_and_ranked_model():

@@ -228,7 +228,7 @@ def adapter_prompt_setup(
     known = set(PromptBudget.__dataclass_fields__)
     if saved:
         budget = PromptBudget(**{k: v for k, v in saved.items() if k in known})
-    return budget, meta.get("tools") or tools
+    return budget, meta["tools"] if meta.get("tools") is not None else tools
 
 
 def _adapter_fits(adapter_dir: str | Path, model: str) -> bool:
