@@ -24,7 +24,7 @@ the policy, and `--clusters actions`: one adapter for every next action with >= 
 calls (each tool, and "respond" for text replies), so the router can send any call to an SLM. GPU goal:
 >= 50% of all held-out calls at >= 90% agreement with GPT-4o.
 
-    python benchmarks/bench_taubench_swap.py --epochs 1 --batch-size 1   # ~25 min on 2 CPU cores
+    python benchmarks/bench_taubench_swap.py                             # ~30 min on 2 CPU cores
     python benchmarks/bench_taubench_swap.py --steps 40 --n-test 16      # quicker look
     SLMLAB_SCALE=gpu python benchmarks/bench_taubench_swap.py            # one GPU, needs the model locally
 """
@@ -99,7 +99,7 @@ def train_adapters(split: pl.DataFrame, actions: tuple[str, ...], args, out: Pat
             base_model=args.model,
             method=args.method,
             max_steps=args.steps,
-            epochs=args.epochs,
+            epochs=dict(args.cluster_epochs).get(name, args.epochs),
             batch_size=args.batch_size,
             max_len=max(1024, MAX_LEN),
             lr=args.lr,
@@ -140,6 +140,14 @@ def main() -> None:
     )
     p.add_argument(
         "--epochs", type=float, default=by_scale(1.0, 1.0, 2.0), help="passes over the train calls"
+    )
+    p.add_argument(
+        "--cluster-epochs",
+        nargs="*",
+        type=lambda kv: (kv.split("=")[0], float(kv.split("=")[1])),
+        default=by_scale([], [("get_reservation_details", 2.0)], []),
+        metavar="ACTION=EPOCHS",
+        help="per-cluster override of --epochs (the 135M model needs 2 passes to copy reservation ids)",
     )
     p.add_argument("--batch-size", type=int, default=by_scale(1, 1, 4), help="packed rows per step")
     p.add_argument("--gen-batch-size", type=int, default=by_scale(8, 8, 32), help="prompts per generate call")
