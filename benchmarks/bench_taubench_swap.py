@@ -65,6 +65,21 @@ def load_split(seed: int, actions: tuple[str, ...] = LOOKUPS) -> pl.DataFrame:
     calls = ingest(SHARED / "tau-bench-airline" / "gpt-4o-airline.json", count_missing_tokens=False).calls
     calls = calls.with_columns(pl.col("session_id").str.extract(r"(task\d+)").alias("task"))
     split = check_leakage(split_by_session(calls, group_col="task", seed=seed))
+    return with_clusters(split, actions)
+
+
+def pick_actions(split: pl.DataFrame, mode: str, min_train_calls: int) -> tuple[str, ...]:
+    """The sub-tasks that get an adapter: the two lookups, or every next action with enough train calls."""
+    if mode == "lookups":
+        return LOOKUPS
+    train = split.filter(pl.col("split") == "train")
+    counts = train.group_by(pl.col("tool_name").fill_null(RESPOND)).len()
+    counts = counts.filter(pl.col("len") >= min_train_calls).sort("len", "tool_name", descending=True)
+    return tuple(counts.get_column("tool_name"))
+
+
+def with_clusters(split: pl.DataFrame, actions: tuple[str, ...]) -> pl.DataFrame:
+    """Cluster id = the index of the call's next action in `actions`; KEEP for every other call."""
     ids = {name: i for i, name in enumerate(actions)}
     return split.with_columns(
         pl.col("tool_name")
@@ -72,16 +87,6 @@ def load_split(seed: int, actions: tuple[str, ...] = LOOKUPS) -> pl.DataFrame:
         .replace_strict(ids, default=KEEP, return_dtype=pl.Int64)
         .alias("cluster")
     )
-
-
-def pick_actions(mode: str, min_train_calls: int, seed: int) -> tuple[str, ...]:
-    """The sub-tasks that get an adapter: the two lookups, or every next action with enough train calls."""
-    if mode == "lookups":
-        return LOOKUPS
-    train = load_split(seed, ()).filter(pl.col("split") == "train")
-    counts = train.group_by(pl.col("tool_name").fill_null(RESPOND)).len()
-    counts = counts.filter(pl.col("len") >= min_train_calls).sort("len", "tool_name", descending=True)
-    return tuple(counts.get_column("tool_name"))
 
 
 def train_adapters(split: pl.DataFrame, actions: tuple[str, ...], args, out: Path) -> dict[int, Path]:
@@ -168,8 +173,9 @@ def main() -> None:
 
     from slmlab.evaluate import run_experiments, summarize_scores
 
-    actions = pick_actions(args.clusters, args.min_train_calls, args.seed)
-    split = load_split(args.seed, actions)
+    split = load_split(args.seed)
+    actions = pick_actions(split, args.clusters, args.min_train_calls)
+    split = with_clusters(split, actions)
     print(f"clusters: {dict(enumerate(actions))}")
     print(split.group_by("cluster", "split").len().sort("cluster", "split"))
     adapters = {}

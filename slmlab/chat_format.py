@@ -263,18 +263,18 @@ def evidence_note(dropped: list[dict[str, str]], kept: list[dict[str, str]], max
     """
     if not dropped or max_chars <= 0:
         return ""
-    history = dropped + kept
-    calls_at = [_calls_in(m) for m in history]
-    used = {value for calls in calls_at for call in calls for value in _argument_values(call)}
-    seen = set(ID_RE.findall(" ".join(m["content"] for m in kept))) | used
+    calls_at = [_calls_in(m) for m in dropped + kept]
+    values_at = [{v for call in calls for v in _argument_values(call)} for calls in calls_at]
+    seen = set(ID_RE.findall(" ".join(m["content"] for m in kept))).union(*values_at)
     lines: list[str] = []
-    budget = [max_chars]
+    room = max_chars
 
     def add(line: str) -> bool:
-        if len(line) + 1 > budget[0]:
+        nonlocal room
+        if len(line) + 1 > room:
             return False
         lines.append(line)
-        budget[0] -= len(line) + 1
+        room -= len(line) + 1
         return True
 
     made = [call for calls in calls_at[: len(dropped)] for call in calls]
@@ -282,10 +282,11 @@ def evidence_note(dropped: list[dict[str, str]], kept: list[dict[str, str]], max
         rendered = [f"{c['name']}({', '.join(_argument_values(c))})" for c in made]
         while rendered and not add("- calls made: " + "; ".join(rendered)):
             rendered = rendered[1:]  # keep the newest calls that fit
+    later: set[str] = set().union(*values_at[len(dropped) :])  # argument values of calls after message i
     for i in reversed(range(len(dropped))):
-        later = {v for calls in calls_at[i + 1 :] for call in calls for v in _argument_values(call)}
         text = dropped[i]["content"]
         if not later & set(ID_RE.findall(text)):
+            later |= values_at[i]
             continue
         groups: dict[str, list[str]] = {}
         for match in ID_RE.finditer(text):
@@ -298,6 +299,7 @@ def evidence_note(dropped: list[dict[str, str]], kept: list[dict[str, str]], max
             seen.update(fresh)
             if fresh:
                 add(f"- not used yet ({source}{', ' + key if key else ''}): {', '.join(fresh)}")
+        later |= values_at[i]
     for message in reversed(dropped):
         text = message["content"]
         for match in ID_RE.finditer(text):
@@ -311,6 +313,7 @@ def evidence_note(dropped: list[dict[str, str]], kept: list[dict[str, str]], max
 
 
 _KEY_RE = re.compile(r'"(\w+)"\s*:')
+_KEY_END_RE = re.compile(r'"\s*:')
 _TOOL_NAME_RE = re.compile(r'^<tool_response name="([^"]+)">')
 
 
@@ -334,7 +337,7 @@ def _json_key_before(text: str, pos: int) -> str:
 
 
 def _is_json_key(text: str, end: int) -> bool:
-    return bool(re.match(r'"\s*:', text[end : end + 4]))
+    return bool(_KEY_END_RE.match(text[end : end + 4]))
 
 
 def _tool_name(text: str) -> str:
