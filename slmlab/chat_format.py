@@ -30,7 +30,13 @@ from slmlab.schema import message_text
 TOOL_CALL_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 
 
-def _arguments_obj(arguments: Any) -> Any:
+def arguments_object(arguments: Any) -> Any:
+    """Tool-call arguments as an object: a JSON string is parsed, "" or None is {}, invalid JSON stays text.
+
+    Example:
+        >>> arguments_object('{"x": 1}'), arguments_object(None), arguments_object("{oops")
+        ({'x': 1}, {}, '{oops')
+    """
     if isinstance(arguments, str):
         try:
             return json.loads(arguments) if arguments.strip() else {}
@@ -43,7 +49,7 @@ def render_tool_calls(tool_calls: list[dict[str, Any]]) -> str:
     """Render `[{"name", "arguments"}]` (arguments a JSON string or object) as `<tool_call>` blocks."""
     blocks = []
     for call in tool_calls:
-        payload = {"name": call.get("name"), "arguments": _arguments_obj(call.get("arguments"))}
+        payload = {"name": call.get("name"), "arguments": arguments_object(call.get("arguments"))}
         blocks.append("<tool_call>\n" + json.dumps(payload, ensure_ascii=False) + "\n</tool_call>")
     return "\n".join(blocks)
 
@@ -83,7 +89,7 @@ def parse_response(output: str) -> ParsedResponse:
             obj = json.loads(body)
             name = obj.get("name") if isinstance(obj, dict) else None
             args = obj.get("arguments", {}) if isinstance(obj, dict) else {}
-            args = _arguments_obj(args)
+            args = arguments_object(args)
             calls.append({"name": name, "arguments": json.dumps(args, ensure_ascii=False, sort_keys=True)})
         except (json.JSONDecodeError, AttributeError):
             valid = False
@@ -126,7 +132,7 @@ def tools_from_calls(tool_calls_json: list[str | None]) -> list[dict[str, Any]]:
             if not name:
                 continue
             counts[name] = counts.get(name, 0) + 1
-            args = _arguments_obj(call.get("arguments"))
+            args = arguments_object(call.get("arguments"))
             for key in args if isinstance(args, dict) else []:
                 seen.setdefault(name, {})[key] = seen.setdefault(name, {}).get(key, 0) + 1
             seen.setdefault(name, {})
@@ -324,7 +330,7 @@ def _calls_in(message: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def _argument_values(call: dict[str, Any]) -> list[str]:
-    args = _arguments_obj(call.get("arguments"))
+    args = arguments_object(call.get("arguments"))
     if not isinstance(args, dict):
         return [str(args)]
     return [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in args.values()]

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from slmlab.chat_format import tools_from_calls
+from slmlab.chat_format import arguments_object, tools_from_calls
 from slmlab.generate import Generation
 from slmlab.schema import TEXT_ACTION, parse_tool_calls
 
@@ -77,15 +77,6 @@ def normalize_json(value: Any) -> Any:
     return value
 
 
-def _args(arguments: Any) -> Any:
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
-            return arguments
-    return {} if arguments is None else arguments
-
-
 def canonical_call(call: dict[str, Any]) -> str:
     """A tool call `{"name", "arguments"}` as one canonical JSON string (for exact comparison).
 
@@ -93,7 +84,7 @@ def canonical_call(call: dict[str, Any]) -> str:
         >>> canonical_call({"name": "f", "arguments": '{"b": 1.0, "a": "x"}'})
         '{"arguments": {"a": "x", "b": 1}, "name": "f"}'
     """
-    payload = {"name": call.get("name"), "arguments": normalize_json(_args(call.get("arguments")))}
+    payload = {"name": call.get("name"), "arguments": normalize_json(arguments_object(call.get("arguments")))}
     return json.dumps(payload, sort_keys=True, ensure_ascii=False)
 
 
@@ -110,7 +101,7 @@ def calls_exact_match(reference: list[dict[str, Any]], predicted: list[dict[str,
 def _pairs(calls: list[dict[str, Any]]) -> Counter:
     out: Counter = Counter()
     for call in calls:
-        args = normalize_json(_args(call.get("arguments")))
+        args = normalize_json(arguments_object(call.get("arguments")))
         if isinstance(args, dict):
             for k, v in args.items():
                 out[(call.get("name"), k, json.dumps(v, sort_keys=True, ensure_ascii=False))] += 1
@@ -162,7 +153,7 @@ def schema_valid(
     if not predicted:
         return False
     for call in predicted:
-        name, args = call.get("name"), _args(call.get("arguments"))
+        name, args = call.get("name"), arguments_object(call.get("arguments"))
         if name not in by_name or not isinstance(args, dict):
             return False
         params = by_name[name]
@@ -383,7 +374,9 @@ def score_calls(
         rows["action_match"].append(float(action_match))
         rows["name_match"].append(float(ref_action == pred_action))
         if pred:
-            json_ok = g.valid_json and all(isinstance(_args(c.get("arguments")), dict) for c in pred)
+            json_ok = g.valid_json and all(
+                isinstance(arguments_object(c.get("arguments")), dict) for c in pred
+            )
         elif _is_json_text(ref_text):
             json_ok = _is_json_text(g.text)
         else:
