@@ -640,17 +640,9 @@ def drift_on_new_demo_logs(
     """
     from slmlab.config import artefact
     from slmlab.embed import select_embedder
-    from slmlab.label.session import call_prompt_texts
+    from slmlab.label.session import call_prompt_texts, load_labelled_calls
 
-    path = artefact("clustered", run)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run notebooks 01-03 (or `slmlab run`) first")
-    calls = pl.read_parquet(path)
-    labels = artefact("labels", run)
-    if labels.exists():
-        from slmlab.label import LabelSession
-
-        calls = LabelSession.load(labels, calls).apply(calls)
+    calls, _ = load_labelled_calls(run)
     reference, new = split_by_time(calls, n_calls)
     if reference.height > max_reference:
         reference = reference.sample(max_reference, seed=seed)

@@ -563,27 +563,21 @@ def load_routed_calls(run: str = "demo") -> pl.DataFrame:
     """The calls of a run with a `routed_to` column, ready for `compute_savings`.
 
     Uses the router replay of notebook 07 (`artefact("replay")`) joined to the clustered call table for
-    tokens, costs, agents and timestamps; without a replay, the clusters accepted in the labeller
+    tokens, costs, agents and timestamps, with the labeller's merges and splits applied as in notebook 07
+    (so cluster ids agree with the replay's); without a replay, the clusters accepted in the labeller
     (`artefact("labels")`) go to the SLM.
     """
     from slmlab.config import artefact
+    from slmlab.label.session import load_labelled_calls
 
-    clustered_path = artefact("clustered", run)
-    if not clustered_path.exists():
-        raise FileNotFoundError(f"{clustered_path} is missing: run notebooks 01-03 (or `slmlab run`) first")
-    calls = pl.read_parquet(clustered_path)
+    calls, session = load_labelled_calls(run)
     replay_path = artefact("replay", run)
     if replay_path.exists():
         replay = pl.read_parquet(replay_path)
         extra = [c for c in replay.columns if c == "call_id" or c not in calls.columns]
         return calls.join(replay.select(extra), on="call_id", how="inner")
     swap: list[int] = []
-    labels_path = artefact("labels", run)
-    if labels_path.exists():
-        from slmlab.label import LabelSession
-
-        session = LabelSession.load(labels_path, calls)
-        calls = session.apply(calls)
+    if session is not None:
         swap = session.clusters.filter(pl.col("status") == "slm_candidate")["cluster"].to_list()
     return calls.with_columns(
         pl.when(pl.col("cluster").is_in(swap)).then(pl.lit("slm")).otherwise(pl.lit("llm")).alias("routed_to")

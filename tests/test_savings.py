@@ -128,3 +128,43 @@ def test_dashboard_headless():
     assert dash.result.total["monthly_after_usd"] > before
     assert "USD/month" in dash.summary.value
     assert len(dash.fig_waterfall.data) == 1
+
+
+def _run_with_merged_labels(tmp_path, monkeypatch, with_replay: bool):
+    """A run folder whose labeller merged cluster 1 into 0 and accepted 0; optionally a notebook-07 replay."""
+    from slmlab.config import artefact
+    from slmlab.label import LabelSession
+
+    monkeypatch.setenv("SLMLAB_HOME", str(tmp_path))
+    calls = _calls().with_columns(pl.Series("cluster", [0, 1, 2, 2]))
+    calls.write_parquet(artefact("clustered", "t"))
+    session = LabelSession(pl.DataFrame({"cluster": [0, 1, 2]}), calls)
+    session.merge([0, 1], into=0)
+    session.set_status(0, "slm_candidate")
+    session.save(artefact("labels", "t"))
+    if with_replay:
+        pl.DataFrame(
+            {"call_id": ["c0", "c1", "c2"], "routed_to": ["slm", "slm", "llm"], "agreement": [1.0, 0.5, None]}
+        ).write_parquet(artefact("replay", "t"))
+
+
+@pytest.mark.parametrize("with_replay", [False, True])
+def test_load_routed_calls_uses_the_labellers_cluster_ids(tmp_path, monkeypatch, with_replay):
+    from slmlab.savings import load_routed_calls
+
+    _run_with_merged_labels(tmp_path, monkeypatch, with_replay)
+    routed = load_routed_calls("t").sort("call_id")
+    assert routed["cluster"].to_list()[:3] == [0, 0, 2]  # c1 was merged into 0, as notebook 07 saw it
+    if with_replay:
+        assert routed.height == 3 and routed["routed_to"].to_list() == ["slm", "slm", "llm"]
+        assert routed["agreement"].to_list()[:2] == [1.0, 0.5]
+    else:
+        assert routed["routed_to"].to_list() == ["slm", "slm", "llm", "llm"]
+
+
+def test_load_routed_calls_names_the_missing_step(tmp_path, monkeypatch):
+    from slmlab.savings import load_routed_calls
+
+    monkeypatch.setenv("SLMLAB_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="run notebooks 01-03"):
+        load_routed_calls("empty")

@@ -270,15 +270,14 @@ def load_step_inputs(run: str = "demo") -> tuple[pl.DataFrame, pl.DataFrame | No
     its cluster table (with each cluster's status) is returned; without labels, step 3's cluster table.
     """
     from slmlab.config import artefact
+    from slmlab.label.session import load_labelled_calls
 
-    calls = pl.read_parquet(artefact("clustered", run))
-    clusters_path, labels_path = artefact("clusters", run), artefact("labels", run)
-    clusters = pl.read_parquet(clusters_path) if clusters_path.exists() else None
-    if labels_path.exists():
-        from slmlab.label import LabelSession
-
-        session = LabelSession.load(labels_path, calls)
-        calls, clusters = session.apply(calls), session.clusters
+    calls, session = load_labelled_calls(run)
+    if session is not None:
+        clusters = session.clusters
+    else:
+        clusters_path = artefact("clusters", run)
+        clusters = pl.read_parquet(clusters_path) if clusters_path.exists() else None
     return calls, clusters, find_adapters(artefact("adapters", run))
 
 

@@ -14,6 +14,7 @@ from slmlab.label.session import (
     LabelSession,
     StaleLabelsError,
     call_prompt_texts,
+    load_labelled_calls,
     split_keys,
     system_prompt_hash,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "LabelWidget",
     "StaleLabelsError",
     "call_prompt_texts",
+    "load_labelled_calls",
     "map_coordinates",
     "split_keys",
     "system_prompt_hash",

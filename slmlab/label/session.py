@@ -825,6 +825,31 @@ class LabelSession:
         return f"LabelSession({len(self._meta)} clusters, {len(self._ops)} operations, {self.n_labelled} labelled)"
 
 
+def load_labelled_calls(run: str = "demo") -> tuple[pl.DataFrame, LabelSession | None]:
+    """A run's clustered calls (step 3) mapped through the labeller's merges and splits, and the session.
+
+    Every later step reads the calls this way, so cluster ids agree across notebooks 05-08. Without a saved
+    `labels.json` the calls come back as step 3 wrote them and the session is None.
+
+    Raises:
+        FileNotFoundError: step 3's `clustered.parquet` is missing (the message names what to run).
+
+    Example:
+        >>> calls, session = load_labelled_calls("demo")  # doctest: +SKIP
+    """
+    from slmlab.config import artefact
+
+    path = artefact("clustered", run)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run notebooks 01-03 (or `slmlab run`) first")
+    calls = pl.read_parquet(path)
+    labels = artefact("labels", run)
+    if not labels.exists():
+        return calls, None
+    session = LabelSession.load(labels, calls)
+    return session.apply(calls), session
+
+
 # ----------------------------------------------------------------------------------------------- helpers
 
 
