@@ -139,6 +139,29 @@ def test_packed_loss_equals_separate_losses(tiny_data):
     )
 
 
+def test_target_loss_equals_the_full_logits_loss_and_its_gradients(tiny_data):
+    """Projecting only the answer positions onto the vocabulary changes neither the loss nor the gradients."""
+    import torch
+
+    from slmlab.models import LoadSpec, load_causal_lm
+    from slmlab.specialize.finetune import target_loss
+
+    model, tok = load_causal_lm("smollm2-135m", LoadSpec(device="cpu", dtype="float32"))
+    model.config.use_cache = False
+    exs = list(tiny_data.train[:3])
+    for batch in (
+        collate_rows(pack_examples(exs, max_len=sum(len(e) for e in exs)), tok.pad_token_id),
+        collate_rows(unpacked_rows(exs[:2]), tok.pad_token_id),  # two rows, a padded tail
+    ):
+        head = model.get_output_embeddings().weight
+        full = model(**batch).loss
+        (g_full,) = torch.autograd.grad(full, head)
+        kept = target_loss(model, batch)
+        (g_kept,) = torch.autograd.grad(kept, head)
+        assert float(kept) == pytest.approx(float(full), rel=1e-5)
+        assert torch.allclose(g_kept, g_full, atol=1e-6, rtol=1e-4)
+
+
 def test_batch_schedule_is_a_function_of_seed_and_index():
     a, b = batch_schedule(7, 2, seed=3), batch_schedule(7, 2, seed=3)
     assert [a(i) for i in range(10)] == [b(i) for i in range(10)]
