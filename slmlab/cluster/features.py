@@ -8,7 +8,7 @@ described by named *feature parts*, each a block of the feature matrix:
 |---|---|---|
 | `last_user` | prompt | embedding of the last user turn |
 | `system` | prompt | embedding of the system prompt |
-| `last_message` | prompt | embedding of the last message, prefixed by its role and tool ("tool get_user_details: {...}") |
+| `last_message` | prompt | embedding of the last message, prefixed by its role and tool ("tool get_user_details: {...}"); a last user turn is not prefixed (it is `last_user`, embedded once) |
 | `prompt_state` | prompt | one-hot of the system-prompt template id, one-hot of the last message's role and tool, and the embeddings of the last user turn and of the last message |
 | `action` | response | one-hot of the action (tool called or "respond") and of the output shape (tool_call/json/text) |
 
@@ -144,8 +144,12 @@ def _state(messages_json: str | None, max_chars: int) -> tuple[str, str, str, st
     last_text = message_text(last) if last else ""
     if not last_text and last.get("tool_calls"):
         last_text = " ".join(str((tc.get("function") or {}).get("name", "")) for tc in last["tool_calls"])
-    head = f"{role} {tool}".strip()
-    return system[:max_chars], role, tool, last_user[:max_chars], f"{head}: {last_text[:max_chars]}"
+    # A last user turn is the `last_user` text itself, so it is embedded once; other roles keep their
+    # "role tool:" head, which tells tool results apart in the embedding.
+    message = (
+        last_text[:max_chars] if role == "user" else f"{role} {tool}".strip() + f": {last_text[:max_chars]}"
+    )
+    return system[:max_chars], role, tool, last_user[:max_chars], message
 
 
 def call_states(calls: pl.DataFrame, max_chars: int = 1000) -> pl.DataFrame:
