@@ -34,7 +34,7 @@ K_ICL = 3  # in-context examples per prompt, taken from the cluster's training s
 ICL = "similar"  # "similar" (nearest prompts) or "random" examples
 N_EVAL = by_scale(smoke=4, cpu=24, gpu=100)  # held-out calls per cluster (CPU: few, generation is slow)
 MAX_CLUSTERS = by_scale(smoke=2, cpu=1, gpu=None)  # clusters evaluated, tuned first (CPU: ~3 min each)
-MAX_NEW_TOKENS = by_scale(smoke=32, cpu=64, gpu=128)  # generation budget; tool calls need ~30-60 tokens
+MAX_NEW_TOKENS = by_scale(smoke=32, cpu=128, gpu=128)  # generation budget: tool calls ~30-60, plans ~90
 MAX_PROMPT_TOKENS = by_scale(smoke=512, cpu=512, gpu=1024)  # prompt budget when no adapter records its own
 EMBEDDER = by_scale(smoke="tfidf", cpu="auto", gpu="auto")  # ICL + text similarity ("auto": MiniLM)
 SWAP_AT = by_scale(smoke=0.0, cpu=0.9, gpu=0.9)  # swap a cluster at this agreement (smoke: all)

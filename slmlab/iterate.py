@@ -624,7 +624,12 @@ def split_by_time(calls: pl.DataFrame, n_new: int) -> tuple[pl.DataFrame, pl.Dat
 
 
 def drift_on_new_demo_logs(
-    run: str = "demo", n_calls: int = 1500, seed: int = 0, embedder: Any = None, max_reference: int = 2000
+    run: str = "demo",
+    n_calls: int = 1500,
+    seed: int = 0,
+    embedder: Any = None,
+    max_reference: int = 2000,
+    max_chars: int = 500,
 ) -> DriftReport:
     """Drift check on a run's own logs: the latest sessions (about `n_calls` calls) play next month's logs
     and the earlier ones the reference, assigned to the run's clusters (through the labeller's merges and
@@ -637,6 +642,8 @@ def drift_on_new_demo_logs(
         seed: seed of the reference sample when it exceeds `max_reference` calls.
         embedder: name or `slmlab.embed.Embedder` for the prompt embeddings (default: the bundled MiniLM).
         max_reference: reference calls embedded at most (a uniform sample beyond that).
+        max_chars: prompt text embedded per call; 500, as `TaskClusterer` cuts it, reuses step 3's cached
+            embeddings of the last user turns (1,000 would embed every call again).
     """
     from slmlab.config import artefact
     from slmlab.embed import select_embedder
@@ -646,8 +653,8 @@ def drift_on_new_demo_logs(
     reference, new = split_by_time(calls, n_calls)
     if reference.height > max_reference:
         reference = reference.sample(max_reference, seed=seed)
-    emb = select_embedder(embedder)
-    ref_texts, new_texts = call_prompt_texts(reference), call_prompt_texts(new)
+    emb = select_embedder(embedder, max_chars=max_chars)
+    ref_texts, new_texts = call_prompt_texts(reference, max_chars), call_prompt_texts(new, max_chars)
     emb.fit(ref_texts)
     replay_ref = replay_new = None
     replay_path = artefact("replay", run)
