@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from slmlab.cluster.features import EMBED_MAX_CHARS
 from slmlab.schema import message_text, parse_messages
 
 NOISE = -1
@@ -629,7 +630,7 @@ def drift_on_new_demo_logs(
     seed: int = 0,
     embedder: Any = None,
     max_reference: int = 2000,
-    max_chars: int = 500,
+    max_chars: int = EMBED_MAX_CHARS,
 ) -> DriftReport:
     """Drift check on a run's own logs: the latest sessions (about `n_calls` calls) play next month's logs
     and the earlier ones the reference, assigned to the run's clusters (through the labeller's merges and
@@ -642,8 +643,8 @@ def drift_on_new_demo_logs(
         seed: seed of the reference sample when it exceeds `max_reference` calls.
         embedder: name or `slmlab.embed.Embedder` for the prompt embeddings (default: the bundled MiniLM).
         max_reference: reference calls embedded at most (a uniform sample beyond that).
-        max_chars: prompt text embedded per call; 500, as `TaskClusterer` cuts it, reuses step 3's cached
-            embeddings of the last user turns (1,000 would embed every call again).
+        max_chars: prompt text embedded per call; the clusterer's cut (`EMBED_MAX_CHARS`) reuses step 3's
+            cached embeddings of the last user turns (any other cut embeds every call again).
     """
     from slmlab.config import artefact
     from slmlab.embed import select_embedder

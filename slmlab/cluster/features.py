@@ -37,6 +37,11 @@ import polars as pl
 from slmlab.embed import Embedder, select_embedder
 from slmlab.schema import TEXT_ACTION, message_text
 
+# Characters of each text a clusterer embeds: the head of a tool result or user turn says what it is, and
+# MiniLM's cost grows with length. Steps that embed the same prompts (the drift check) use it too, so the
+# on-disk embedding cache, keyed by this cut, serves them.
+EMBED_MAX_CHARS = 500
+
 PROMPT_PARTS = ("last_user", "system", "last_message", "prompt_state")
 RESPONSE_PARTS = ("action",)
 FEATURE_PARTS = PROMPT_PARTS + RESPONSE_PARTS

@@ -14,6 +14,7 @@ import polars as pl
 
 from slmlab.cluster.features import (
     DEFAULT_FEATURES,
+    EMBED_MAX_CHARS,
     FeatureEncoder,
     call_states,
     parse_features,
@@ -101,8 +102,7 @@ class TaskClusterer:
         n_components: reducer output dimensions.
         weights: feature block weights, overriding `features.DEFAULT_WEIGHTS`.
         assigner: "logreg" or "knn", the prompt-only model behind `predict`.
-        max_chars: texts are cut to this many characters before embedding (500: the head of a tool result
-            or user turn says what it is, and MiniLM's cost grows with length).
+        max_chars: texts are cut to this many characters before embedding (`features.EMBED_MAX_CHARS`).
         random_state: seed for the reducer, k-means and the assigner.
 
     Attributes (after fit):
@@ -129,7 +129,7 @@ class TaskClusterer:
         n_components: int = 10,
         weights: dict[str, float] | None = None,
         assigner: str = "logreg",
-        max_chars: int = 500,
+        max_chars: int = EMBED_MAX_CHARS,
         random_state: int = 0,
     ) -> None:
         self.features = features
