@@ -2,7 +2,7 @@
 
 Two workloads, each run in one process:
 - tau-bench airline (2,454 real GPT-4o calls from ../shared; label = the action taken), MiniLM text blocks;
-- N generated calls from `slmlab.synth` (default 100,000; label = the hidden sub-task), TF-IDF + SVD text
+- N generated calls from `slmlab.demo.synth` (default 100,000; label = the hidden sub-task), TF-IDF + SVD text
   blocks (MiniLM on 100k texts takes too long on a laptop CPU).
 
 Both pipelines get the same matrix: slmlab's feature blocks for `--features` (embeddings of the last user
@@ -31,7 +31,7 @@ import polars as pl
 from slmlab.cluster import FeatureEncoder, TaskClusterer, call_states, cluster_quality, describe_clusters
 from slmlab.cluster.model import attach_truth
 from slmlab.collect import ingest
-from slmlab.embed import select_embedder
+from slmlab.cluster.embed import select_embedder
 from slmlab.schema import action_expr
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "agent-logs"
@@ -110,7 +110,7 @@ def main() -> None:
     elif not args.skip_tau:
         print("../shared/data/agent-logs not found: skipping tau-bench")
     if args.n:
-        from slmlab.synth import load_demo_labels, write_demo_logs
+        from slmlab.demo.synth import load_demo_labels, write_demo_logs
 
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()

@@ -39,10 +39,10 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "tests"))
     from test_evaluate_experiments import tau_bench_calls
 
-    from slmlab.chat_format import PromptBudget, tools_from_calls
+    from slmlab.runtime.chat_format import PromptBudget, tools_from_calls
     from slmlab.evaluate import build_prompt, score_calls
-    from slmlab.generate import GenerationCache, TransformersGenerator
-    from slmlab.splits import split_by_session
+    from slmlab.runtime.generate import GenerationCache, TransformersGenerator
+    from slmlab.specialize.splits import split_by_session
 
     calls = split_by_session(tau_bench_calls(SHARED), seed=0)
     test = calls.filter(pl.col("split") == "test").sample(fraction=1.0, shuffle=True, seed=0).head(args.n)
@@ -72,7 +72,7 @@ def main() -> None:
     if args.skip_baseline:
         return
     # The plain loop a user writes first: the fp32 model, one `generate` per call, in input order.
-    from slmlab.models import LoadSpec, load_causal_lm
+    from slmlab.runtime.models import LoadSpec, load_causal_lm
 
     model, tok = load_causal_lm("smollm2-135m", LoadSpec(device="cpu"))
     plain = TransformersGenerator(model, tok, batch_size=1, name="plain loop")

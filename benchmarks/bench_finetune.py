@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from slmlab.chat_format import PromptBudget
+from slmlab.runtime.chat_format import PromptBudget
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "agent-logs"
 
@@ -84,7 +84,7 @@ def run_baseline(data, args, out: Path) -> dict:
     import transformers
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    from slmlab.models import LoadSpec, load_causal_lm
+    from slmlab.runtime.models import LoadSpec, load_causal_lm
 
     model, tok = load_causal_lm(
         args.model,
@@ -158,7 +158,7 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     from slmlab.config import seed_everything
-    from slmlab.models import load_tokenizer
+    from slmlab.runtime.models import load_tokenizer
     from slmlab.specialize import build_sft_dataset
 
     seed_everything(0)

@@ -74,7 +74,7 @@ def run_slmlab(path: str) -> str:
     with tempfile.TemporaryDirectory() as d:
         res = ingest(path, format="openai", out=Path(d) / "calls.parquet", count_missing_tokens=False)
         try:
-            from slmlab.profile import profile_calls
+            from slmlab.collect.profile import profile_calls
 
             prof = profile_calls(res.calls)
         except ImportError:

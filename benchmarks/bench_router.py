@@ -19,7 +19,7 @@ import polars as pl
 
 from slmlab.route import ClusterRouter
 from slmlab.schema import action_expr
-from slmlab.splits import split_by_session
+from slmlab.specialize.splits import split_by_session
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "agent-logs"
 

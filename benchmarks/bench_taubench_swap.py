@@ -38,7 +38,7 @@ from pathlib import Path
 
 import polars as pl
 
-from slmlab.chat_format import PromptBudget
+from slmlab.runtime.chat_format import PromptBudget
 from slmlab.config import by_scale
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "agent-logs"
@@ -60,7 +60,7 @@ MAX_LEN = BUDGET.max_tokens + 128  # prompt + answer; longer examples are droppe
 
 def load_split(seed: int, actions: tuple[str, ...] = LOOKUPS) -> pl.DataFrame:
     from slmlab.collect import ingest
-    from slmlab.splits import check_leakage, split_by_session
+    from slmlab.specialize.splits import check_leakage, split_by_session
 
     calls = ingest(SHARED / "tau-bench-airline" / "gpt-4o-airline.json", count_missing_tokens=False).calls
     calls = calls.with_columns(pl.col("session_id").str.extract(r"(task\d+)").alias("task"))
@@ -90,7 +90,7 @@ def with_clusters(split: pl.DataFrame, actions: tuple[str, ...]) -> pl.DataFrame
 
 
 def train_adapters(split: pl.DataFrame, actions: tuple[str, ...], args, out: Path) -> dict[int, Path]:
-    from slmlab.models import load_tokenizer
+    from slmlab.runtime.models import load_tokenizer
     from slmlab.specialize import FinetuneConfig, build_sft_dataset, finetune, tools_for
 
     tok = load_tokenizer(args.model)
@@ -217,7 +217,7 @@ def score_routed_calls(test: pl.DataFrame, router, adapters: dict[int, Path], ar
     """
     from slmlab.evaluate import build_prompt, score_calls
     from slmlab.evaluate.experiments import adapter_prompt_setup
-    from slmlab.generate import TransformersGenerator
+    from slmlab.runtime.generate import TransformersGenerator
 
     picked = test.with_columns(pl.Series("route_cluster", router.predict(test)))
     parts = []

@@ -39,9 +39,9 @@ SMOKE = (
 #
 # | step | notebook | module | what it does |
 # |---|---|---|---|
-# | 1 collect | `01_collect_profile` | `slmlab.collect`, `slmlab.profile` | logs → one call table; where calls, tokens, money go |
+# | 1 collect | `01_collect_profile` | `slmlab.collect`, `slmlab.collect.profile` | logs → one call table; where calls, tokens, money go |
 # | 2 curate | `02_curate_calls` | `slmlab.curate` | redact personal data and secrets, drop failures and duplicates |
-# | 3 cluster | `03_cluster_tasks` | `slmlab.embed`, `slmlab.cluster` | group calls into recurring sub-tasks |
+# | 3 cluster | `03_cluster_tasks` | `slmlab.cluster.embed`, `slmlab.cluster` | group calls into recurring sub-tasks |
 # | 3 label | `04_label_clusters` | `slmlab.label` | name, merge, split and accept clusters |
 # | 4 select | `05_select_models` | `slmlab.select` | candidate SLMs per cluster and GPU |
 # | 5 specialize | `06_specialize_model` | `slmlab.specialize` | LoRA / QLoRA fine-tuning on the LLM's answers |
@@ -65,7 +65,7 @@ pl.DataFrame({"artefact": list(ARTEFACTS), "file": list(ARTEFACTS.values())})
 # models (SmolLM2-135M-Instruct and all-MiniLM-L6-v2), which install from PyPI so nothing is downloaded.
 
 # %%
-from slmlab.env import environment_report, notebook_guide
+from slmlab.runtime.env import environment_report, notebook_guide
 
 pl.Config(tbl_rows=60, fmt_str_lengths=100, tbl_width_chars=220)
 report = environment_report(check_bitsandbytes=CHECK_BITSANDBYTES)
@@ -94,7 +94,7 @@ notebook_guide()
 # notebook 01's `LOG_PATH` at them.
 
 # %%
-from slmlab.synth import demo_logs_path, generate_agent_logs
+from slmlab.demo.synth import demo_logs_path, generate_agent_logs
 
 print(demo_logs_path())
 generate_agent_logs(1, seed=0)[0]["metadata"]

@@ -23,7 +23,7 @@
 
 # %% tags=["parameters"]
 from slmlab.config import default_run, is_smoke
-from slmlab.synth import demo_logs_path
+from slmlab.demo.synth import demo_logs_path
 
 RUN = default_run()  # run folder shared by notebooks 01-08
 LOG_PATH = demo_logs_path()  # a log file or folder; default: the generated demo logs in data/
@@ -43,7 +43,7 @@ MIN_TEMPLATE_SHARE = 0.01  # list templates covering at least this share of call
 # %%
 import polars as pl
 
-from slmlab import profile
+from slmlab.collect import profile
 from slmlab.collect import ingest
 from slmlab.config import artefact
 

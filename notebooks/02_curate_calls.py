@@ -47,6 +47,7 @@ PLANTED_VALUES = 300 if is_smoke() else 1200  # size of the planted-secrets chec
 import polars as pl
 
 from slmlab import curate as cu
+from slmlab.demo import planted as planted_corpus
 from slmlab.config import artefact
 
 pl.Config.set_fmt_str_lengths(300)
@@ -96,11 +97,11 @@ cu.before_after(calls, result, n_chars=1200)
 # ids, UUIDs, hashes, order numbers) that must survive. Recall should be at least 99.5%, with no secret left.
 
 # %%
-planted_calls, planted = cu.make_planted_corpus(n_values=PLANTED_VALUES, seed=0)
+planted_calls, planted = planted_corpus.make_planted_corpus(n_values=PLANTED_VALUES, seed=0)
 check = cu.curate(planted_calls, cu.CurateConfig(salt="planted-check"))
-values = planted.filter(pl.col("kind").is_in(cu.KINDS))
-leaks = cu.find_leaks(check.calls, values)
-decoys_kept = cu.find_leaks(check.calls, planted.filter(pl.col("decoy"))).height
+values = planted.filter(pl.col("kind").is_in(planted_corpus.KINDS))
+leaks = planted_corpus.find_leaks(check.calls, values)
+decoys_kept = planted_corpus.find_leaks(check.calls, planted.filter(pl.col("decoy"))).height
 {"recall": 1 - leaks.height / values.height, "secrets_left": leaks.filter(pl.col("secret")).height,
  "decoys_kept": decoys_kept / planted["decoy"].sum()}  # fmt: skip
 

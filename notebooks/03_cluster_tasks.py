@@ -99,7 +99,7 @@ cl.plot_cluster_map(clustered, cl.map_coords(clusterer.vectors_, MAP_METHOD), hi
 # benchmark) are shown when labels are available.
 
 # %%
-from slmlab.synth import load_demo_labels
+from slmlab.demo.synth import load_demo_labels
 
 scored = cl.attach_truth(clustered, load_demo_labels()).filter(pl.col("truth").is_not_null())
 truth = scored["truth"].to_numpy()

@@ -58,7 +58,7 @@ PROBE_MAX_NEW_TOKENS = by_scale(smoke=48, cpu=64, gpu=128)  # generation limit p
 import polars as pl
 
 from slmlab import select
-from slmlab.chat_format import PromptBudget
+from slmlab.runtime.chat_format import PromptBudget
 from slmlab.config import artefact
 
 cands = select.load_candidates(RUN, fallback_top=FALLBACK_TOP)

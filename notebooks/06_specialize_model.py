@@ -65,7 +65,7 @@ dict(
 # %%
 import polars as pl
 
-from slmlab.splits import check_leakage, split_by_session, split_summary
+from slmlab.specialize.splits import check_leakage, split_by_session, split_summary
 
 split = check_leakage(split_by_session(target.calls, test_size=0.2, val_size=0.1, seed=0))
 split_summary(split)
@@ -78,8 +78,8 @@ split_summary(split)
 # The loss sees only the LLM's answer. `n_prompt` / `n_target` are token counts.
 
 # %%
-from slmlab.chat_format import PromptBudget
-from slmlab.models import load_tokenizer
+from slmlab.runtime.chat_format import PromptBudget
+from slmlab.runtime.models import load_tokenizer
 from slmlab.specialize import build_sft_dataset
 
 budget = PromptBudget(
@@ -136,7 +136,7 @@ dict(peak_mb=round(result.peak_memory_mb), model_mb=round(result.model_memory_mb
 # ## 7. LLM vs base SLM vs tuned SLM on held-out calls
 
 # %%
-from slmlab.generate import TransformersGenerator
+from slmlab.runtime.generate import TransformersGenerator
 from slmlab.specialize import call_prompts, side_by_side
 
 test = capped.filter(pl.col("split") == "test").head(N_SHOW)

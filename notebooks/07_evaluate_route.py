@@ -53,9 +53,9 @@ SEED = 0
 import polars as pl
 
 from slmlab import evaluate, route
-from slmlab.chat_format import PromptBudget
+from slmlab.runtime.chat_format import PromptBudget
 from slmlab.config import artefact
-from slmlab.splits import check_leakage, split_by_session
+from slmlab.specialize.splits import check_leakage, split_by_session
 
 calls, clusters, adapters = evaluate.load_step_inputs(RUN)
 calls = check_leakage(split_by_session(calls, seed=SEED))

@@ -44,7 +44,7 @@ NEW_LOG_CALLS = 300 if is_smoke() else 1500  # size of "next month's" logs for t
 import polars as pl
 
 from slmlab import savings
-from slmlab.pricing import load_prices
+from slmlab.collect.pricing import load_prices
 
 replay = savings.load_routed_calls(RUN)
 replay.group_by("routed_to").len()

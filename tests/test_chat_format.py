@@ -2,7 +2,7 @@
 
 import json
 
-from slmlab.chat_format import (
+from slmlab.runtime.chat_format import (
     PromptBudget,
     fit_messages,
     parse_response,

@@ -208,7 +208,7 @@ def test_prompt_features_standalone(toy_calls):
 @pytest.fixture(scope="session")
 def demo_calls() -> pl.DataFrame:
     from slmlab.collect import ingest
-    from slmlab.synth import demo_logs_path, load_demo_labels
+    from slmlab.demo.synth import demo_logs_path, load_demo_labels
 
     calls = ingest(demo_logs_path(), prices=False, count_missing_tokens=False).calls
     return calls.join(load_demo_labels().rename({"task_label": "truth"}), on="call_id", how="left")

@@ -10,7 +10,6 @@ import pytest
 from slmlab.config import MissingDependencyError
 from slmlab.curate import (
     AUDIT_SCHEMA,
-    SECRET_TYPES,
     CurateConfig,
     PatternRedactor,
     PresidioRedactor,
@@ -19,13 +18,12 @@ from slmlab.curate import (
     audit_summary,
     before_after,
     curate,
-    find_leaks,
     hash_id,
-    make_planted_corpus,
     plot_curation,
     redact_text,
     select_redactor,
 )
+from slmlab.demo.planted import SECRET_TYPES, find_leaks, make_planted_corpus
 from slmlab.schema import conform, validate_calls
 
 SALT = "test-salt"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from slmlab.config import MissingDependencyError
-from slmlab.embed import (
+from slmlab.cluster.embed import (
     Embedder,
     EmbeddingCache,
     SentenceTransformerEmbedder,

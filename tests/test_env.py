@@ -6,7 +6,7 @@ import importlib.metadata
 
 import polars as pl
 
-from slmlab import env
+from slmlab.runtime import env
 
 
 def test_environment_report_lists_real_versions_and_models():

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from slmlab.chat_format import PromptBudget
+from slmlab.runtime.chat_format import PromptBudget
 from slmlab.evaluate import (
     accepted_clusters,
     build_prompt,
@@ -22,7 +22,7 @@ from slmlab.evaluate import (
     summarize_scores,
     verdicts,
 )
-from slmlab.generate import OpenAICompatibleGenerator
+from slmlab.runtime.generate import OpenAICompatibleGenerator
 from slmlab.schema import action_expr, conform
 
 ACTIONS = ["get_reservation_details", "respond", "search_direct_flight", "get_user_details"]
@@ -60,7 +60,7 @@ def tau_bench_calls(shared_logs: Path, n_sessions: int | None = None) -> pl.Data
 
 @pytest.fixture(scope="module")
 def tau(shared_logs):
-    from slmlab.splits import split_by_session
+    from slmlab.specialize.splits import split_by_session
 
     return split_by_session(tau_bench_calls(shared_logs, n_sessions=60), seed=0)
 
@@ -134,7 +134,7 @@ def test_verdicts_by_hand():
 
 @pytest.mark.shared
 def test_matrix_refuses_leaky_splits(tau):
-    from slmlab.splits import LeakageError
+    from slmlab.specialize.splits import LeakageError
 
     leaky = tau.with_columns(
         pl.when(pl.col("step") == 0).then(pl.lit("train")).otherwise(pl.col("split")).alias("split")
@@ -169,7 +169,7 @@ def test_matrix_against_an_endpoint_with_task_labels_and_random_icl(tau, echo_se
 def lora_adapter(tmp_path_factory):
     """A real (untrained, B=0) LoRA adapter folder for the bundled model, as specialize would save it."""
     peft = pytest.importorskip("peft")
-    from slmlab.models import LoadSpec, load_causal_lm
+    from slmlab.runtime.models import LoadSpec, load_causal_lm
 
     model, _ = load_causal_lm("smollm2-135m", LoadSpec(device="cpu"))
     cfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")

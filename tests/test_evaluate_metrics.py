@@ -23,7 +23,7 @@ from slmlab.evaluate import (
     text_similarity,
     token_f1,
 )
-from slmlab.generate import Generation, GenerationCache, OpenAICompatibleGenerator
+from slmlab.runtime.generate import Generation, GenerationCache, OpenAICompatibleGenerator
 
 TOOLS = [
     {

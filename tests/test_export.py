@@ -9,7 +9,7 @@ import sys
 import polars as pl
 import pytest
 
-from slmlab.export import export_bundle, serve_command
+from slmlab.pipeline.bundle import export_bundle, serve_command
 
 
 def _calls() -> pl.DataFrame:
@@ -38,7 +38,7 @@ def test_export_without_router_is_a_clear_error(tmp_path, monkeypatch):
 def test_bundle_round_trip_in_a_fresh_process(tmp_path, monkeypatch):
     monkeypatch.setenv("SLMLAB_HOME", str(tmp_path / "home"))
     from slmlab.config import artefact
-    from slmlab.models import LoadSpec, load_causal_lm
+    from slmlab.runtime.models import LoadSpec, load_causal_lm
     from slmlab.route import ClusterRouter
 
     ClusterRouter(threshold=0.1).fit(_calls(), routes={0: "adapters/cluster_0"}).save(
@@ -60,7 +60,7 @@ def test_bundle_round_trip_in_a_fresh_process(tmp_path, monkeypatch):
 
     _calls().drop("cluster").write_parquet(tmp_path / "live.parquet")
     code = (
-        "import sys, polars as pl; from slmlab.export import load_bundle; "
+        "import sys, polars as pl; from slmlab.pipeline.bundle import load_bundle; "
         f"m, r = load_bundle({str(bundle)!r}); "
         f"out = r.route(pl.read_parquet({str(tmp_path / 'live.parquet')!r})); "
         "print(','.join(out['routed_to'].to_list()))"

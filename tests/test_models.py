@@ -2,7 +2,7 @@
 
 import pytest
 
-from slmlab.models import (
+from slmlab.runtime.models import (
     LoadSpec,
     bundled_embedder_dir,
     bundled_slm_gguf,
@@ -38,7 +38,7 @@ def test_bundled_model_loads_from_safetensors_cache_and_answers(bundled):
     path = resolve_model("smollm2-135m")
     assert path.endswith("SmolLM2-135M-Instruct.Q4_1")
     assert 400 < memory_footprint_mb(model) < 700  # 135M params in fp32
-    from slmlab.generate import TransformersGenerator
+    from slmlab.runtime.generate import TransformersGenerator
 
     gen = TransformersGenerator(model, tok, batch_size=2)
     out = gen.generate(
@@ -59,8 +59,8 @@ def test_int8_on_cpu_loads():
 def test_cpu_bf16_generation_answers_and_is_cached_apart():
     import torch
 
-    from slmlab.generate import TransformersGenerator
-    from slmlab.models import cpu_has_native_bf16
+    from slmlab.runtime.generate import TransformersGenerator
+    from slmlab.runtime.models import cpu_has_native_bf16
 
     assert isinstance(cpu_has_native_bf16(), bool)
     fp32 = TransformersGenerator("smollm2-135m", batch_size=2, cpu_bf16=False)
@@ -95,7 +95,7 @@ def test_scale_picks_knob_sizes(monkeypatch):
 
 
 def test_shared_prefix_cache_gives_the_plain_answers_in_fp32():
-    from slmlab.generate import TransformersGenerator
+    from slmlab.runtime.generate import TransformersGenerator
 
     system = {
         "role": "system",

@@ -53,7 +53,7 @@ def test_notebook_follows_the_style(name):
 @pytest.mark.slow
 def test_slmlab_run_smoke_executes_every_notebook_and_writes_report(tmp_path):
     env = {**os.environ, "SLMLAB_SMOKE": "1", "SLMLAB_HOME": str(tmp_path / "home")}
-    cmd = [sys.executable, "-m", "slmlab.cli", "run", "--run", "nbtest", "--smoke"]
+    cmd = [sys.executable, "-m", "slmlab.pipeline.cli", "run", "--run", "nbtest", "--smoke"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO, timeout=1500)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     run_dir = tmp_path / "home" / "runs" / "nbtest"

@@ -31,7 +31,7 @@ def test_environment_yml_matches_pyproject():
 
 
 def test_import_slmlab_does_not_import_torch():
-    code = "import sys, slmlab, slmlab.schema, slmlab.config, slmlab.savings, slmlab.chat_format; print('torch' in sys.modules)"
+    code = "import sys, slmlab, slmlab.schema, slmlab.config, slmlab.savings, slmlab.runtime.chat_format; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from slmlab.pricing import PRICE_SCHEMA, estimate_cost, load_prices, match_model, price_of
+from slmlab.collect.pricing import PRICE_SCHEMA, estimate_cost, load_prices, match_model, price_of
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import polars as pl
 import pytest
 
-from slmlab import profile
+from slmlab.collect import profile
 from slmlab.schema import conform, validate_calls
 
 
@@ -172,7 +172,7 @@ def test_plots_return_figures(calls):
 @pytest.fixture(scope="module")
 def demo_calls():
     collect = pytest.importorskip("slmlab.collect")
-    from slmlab.synth import demo_logs_path
+    from slmlab.demo.synth import demo_logs_path
 
     res = collect.ingest(demo_logs_path(), quarantine=None)
     return res.calls

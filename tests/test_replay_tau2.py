@@ -148,7 +148,7 @@ def test_scored_sample_gives_measured_agreement(replayed):
 @pytest.fixture(scope="module")
 def demo_replay():
     from slmlab.collect import ingest
-    from slmlab.synth import demo_logs_path
+    from slmlab.demo.synth import demo_logs_path
 
     calls = ingest(demo_logs_path(), count_missing_tokens=False).calls
     sessions = calls["session_id"].unique().sort().head(150).implode()

@@ -219,7 +219,7 @@ def test_sweep_apgr_and_call_share_against_random():
 @pytest.mark.shared
 def test_cluster_router_on_tau_bench_prompts(tau_calls):
     """Prompt-only routing of real agent calls into action clusters (what a live router sees)."""
-    from slmlab.splits import split_by_session
+    from slmlab.specialize.splits import split_by_session
 
     calls = split_by_session(tau_calls, seed=0)
     train, test = calls.filter(pl.col("split") == "train"), calls.filter(pl.col("split") == "test")

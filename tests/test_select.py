@@ -165,7 +165,7 @@ def test_memory_table_and_plot():
 
 @pytest.fixture(scope="module")
 def bundled_fp32():
-    from slmlab.models import LoadSpec, load_causal_lm
+    from slmlab.runtime.models import LoadSpec, load_causal_lm
 
     return load_causal_lm("smollm2-135m", LoadSpec(device="cpu"))
 
@@ -181,7 +181,7 @@ def test_weights_estimate_matches_transformers_footprint_fp32(bundled_fp32):
 @pytest.mark.parametrize("quant", ["int8", "nf4"])
 def test_weights_estimate_matches_bitsandbytes_footprint_on_cpu(quant):
     pytest.importorskip("bitsandbytes")
-    from slmlab.models import LoadSpec, load_causal_lm
+    from slmlab.runtime.models import LoadSpec, load_causal_lm
 
     model, _ = load_causal_lm("smollm2-135m", LoadSpec(device="cpu", quantization=quant))
     est = estimate_memory("smollm2-135m", quant, 512, device="cpu")
@@ -208,7 +208,7 @@ def cpu_measurements() -> dict:
         """
         import gc, json, resource, psutil, torch, transformers, peft
         from transformers import AutoModelForCausalLM, LlamaForCausalLM
-        from slmlab.models import LoadSpec, load_causal_lm
+        from slmlab.runtime.models import LoadSpec, load_causal_lm
         torch.set_num_threads(1)
         proc = psutil.Process(); gc.collect(); before = proc.memory_info().rss
         model, _ = load_causal_lm("smollm2-135m", LoadSpec(device="cpu"))
@@ -253,7 +253,7 @@ def test_lora_step_peak_rss_matches_estimate(cpu_measurements):
 def test_estimates_match_cuda_peak_allocations():
     import torch
 
-    from slmlab.models import LoadSpec, load_causal_lm
+    from slmlab.runtime.models import LoadSpec, load_causal_lm
 
     peft = pytest.importorskip("peft")
     model, _ = load_causal_lm("smollm2-135m", LoadSpec(device="cuda", dtype="bfloat16"))
@@ -375,8 +375,8 @@ def tau_calls(shared_logs) -> pl.DataFrame:
 def test_zero_shot_probe_runs_the_bundled_model_on_real_calls(tau_calls, bundled_fp32):
     import torch
 
-    from slmlab.chat_format import PromptBudget
-    from slmlab.generate import TransformersGenerator
+    from slmlab.runtime.chat_format import PromptBudget
+    from slmlab.runtime.generate import TransformersGenerator
 
     cluster = tau_calls.filter(pl.col("tool_name") == "get_reservation_details").head(40)
     gen = TransformersGenerator(*bundled_fp32, batch_size=3, name="smollm2-135m")

@@ -7,7 +7,7 @@ import json
 import polars as pl
 import pytest
 
-from slmlab.chat_format import PromptBudget, evidence_note, fit_messages, render_tool_calls
+from slmlab.runtime.chat_format import PromptBudget, evidence_note, fit_messages, render_tool_calls
 from slmlab.config import MissingDependencyError
 from slmlab.schema import conform
 from slmlab.specialize import (
@@ -25,7 +25,7 @@ from slmlab.specialize import (
     read_adapter_config,
     unpacked_rows,
 )
-from slmlab.splits import split_by_session
+from slmlab.specialize.splits import split_by_session
 
 TINY = PromptBudget(max_system_chars=80, max_message_chars=80, max_turns=2, max_tokens=96)
 
@@ -60,7 +60,7 @@ def _calls(n_sessions: int = 12) -> pl.DataFrame:
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from slmlab.models import load_tokenizer
+    from slmlab.runtime.models import load_tokenizer
 
     return load_tokenizer("smollm2-135m")
 
@@ -112,7 +112,7 @@ def test_packed_loss_equals_separate_losses(tiny_data):
     """No cross-example attention: a packed row gives each example the same loss as alone."""
     import torch
 
-    from slmlab.models import LoadSpec, load_causal_lm
+    from slmlab.runtime.models import LoadSpec, load_causal_lm
 
     model, tok = load_causal_lm("smollm2-135m", LoadSpec(device="cpu", dtype="float32"))
     model.config.use_cache = False
@@ -143,7 +143,7 @@ def test_target_loss_equals_the_full_logits_loss_and_its_gradients(tiny_data):
     """Projecting only the answer positions onto the vocabulary changes neither the loss nor the gradients."""
     import torch
 
-    from slmlab.models import LoadSpec, load_causal_lm
+    from slmlab.runtime.models import LoadSpec, load_causal_lm
     from slmlab.specialize.finetune import target_loss
 
     model, tok = load_causal_lm("smollm2-135m", LoadSpec(device="cpu", dtype="float32"))
@@ -219,7 +219,7 @@ def test_kill_and_resume_reaches_same_step_with_same_data_order(tiny_data, tmp_p
     assert resumed.peak_memory_mb > 0 and resumed.model_memory_mb > 100
 
     # Merging gives a plain model that generates without peft.
-    from slmlab.generate import TransformersGenerator
+    from slmlab.runtime.generate import TransformersGenerator
 
     merged = merge_and_save(resumed.adapter_dir, tmp_path / "merged")
     assert (merged / ADAPTER_CONFIG).exists() and any(merged.glob("*.safetensors"))
@@ -324,7 +324,7 @@ def test_pick_targets_prefers_largest_tool_cluster_and_ranked_model():
     target = pick_targets(run)[0]
     assert target.cluster == 1 and target.adapter_dir == "cluster_1"
     # the ranking may name the bundled model by hub id; both resolve to the same bundled weights
-    from slmlab.models import resolve_model
+    from slmlab.runtime.models import resolve_model
 
     assert resolve_model(target.base_model) == resolve_model("smollm2-135m")
     assert target.calls.height == 12 and target.calls["tool_name"].null_count() == 0

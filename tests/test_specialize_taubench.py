@@ -10,8 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from slmlab.chat_format import PromptBudget
-from slmlab.splits import check_leakage, split_by_session
+from slmlab.runtime.chat_format import PromptBudget
+from slmlab.specialize.splits import check_leakage, split_by_session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_splits import load_taubench_calls  # noqa: E402
@@ -42,8 +42,8 @@ def _agreement(generations, calls: pl.DataFrame) -> dict[str, float]:
 @pytest.mark.slow
 @pytest.mark.shared
 def test_finetune_raises_agreement_on_heldout_lookups(shared_logs, tmp_path):
-    from slmlab.generate import TransformersGenerator
-    from slmlab.models import load_tokenizer
+    from slmlab.runtime.generate import TransformersGenerator
+    from slmlab.runtime.models import load_tokenizer
     from slmlab.specialize import FinetuneConfig, build_sft_dataset, call_prompts, finetune, merge_and_save
 
     split = check_leakage(split_by_session(load_taubench_calls(shared_logs), group_col="task", seed=0))

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from slmlab.schema import conform
-from slmlab.splits import (
+from slmlab.specialize.splits import (
     LeakageError,
     check_leakage,
     deduplicate,

@@ -10,7 +10,7 @@ from collections import Counter
 import polars as pl
 import pytest
 
-from slmlab import synth
+from slmlab.demo import synth
 from slmlab.config import REPO_ROOT
 
 

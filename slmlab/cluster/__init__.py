@@ -1,7 +1,7 @@
 """Step 3, cluster: group agent calls into recurring sub-tasks and describe each as an SLM candidate.
 
 Pipeline (each part swappable, scikit-learn style): feature parts of each call (`features`: what is
-embedded) -> `Embedder` (`slmlab.embed`) -> optional reducer (PCA/UMAP) -> clusterer (HDBSCAN, k-means,
+embedded) -> `Embedder` (`slmlab.cluster.embed`) -> optional reducer (PCA/UMAP) -> clusterer (HDBSCAN, k-means,
 agglomerative) -> a prompt-only assigner for live calls (`TaskClusterer.predict`).
 
 - `features.py`: `call_states`, `FeatureEncoder`, `prompt_features`, `prompt_texts`, the feature parts.

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from slmlab.embed import Embedder, select_embedder
+from slmlab.cluster.embed import Embedder, select_embedder
 from slmlab.schema import TEXT_ACTION, message_text
 
 # Characters of each text a clusterer embeds: the head of a tool result or user turn says what it is, and

@@ -315,7 +315,7 @@ def attach_truth(calls: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
     """`calls` with a `truth` column from a `call_id, task_label` table (null where unknown).
 
     Joins on `call_id`; where curation hashed the ids so that nothing matches, it falls back to the log
-    line: row i of a label file written by `slmlab.synth` belongs to line i + 1 of its log
+    line: row i of a label file written by `slmlab.demo.synth` belongs to line i + 1 of its log
     (`source_line`). For measuring quality only; never a clustering input.
 
     Example:

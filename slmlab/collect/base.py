@@ -732,9 +732,9 @@ def ingest(
             else `SLMLAB_HOME/quarantine.jsonl`). It is rewritten by every ingest.
         out: optional parquet path; the table is then streamed there chunk by chunk and `res.calls`
             reads it back on first access (`res.scan()` stays lazy).
-        prices: price table for calls without a logged cost (`slmlab.pricing.load_prices()` when None,
+        prices: price table for calls without a logged cost (`slmlab.collect.pricing.load_prices()` when None,
             a DataFrame or CSV path to use another, False to leave `cost_usd` null).
-        count_missing_tokens: count prompt/completion tokens with `slmlab.tokens` where the log has
+        count_missing_tokens: count prompt/completion tokens with `slmlab.runtime.tokens` where the log has
             none (`tokens_estimated=True` on those rows).
         tokenizer: tokenizer for that count (default the bundled SmolLM2 one).
         chunk_rows: rows per polars chunk.
@@ -768,7 +768,7 @@ def ingest(
 
     price_table = None
     if prices is not False:
-        from slmlab.pricing import load_prices
+        from slmlab.collect.pricing import load_prices
 
         price_table = (
             prices
@@ -780,11 +780,11 @@ def ingest(
 
     def finish(df: pl.DataFrame) -> None:
         if count_missing_tokens:
-            from slmlab.tokens import fill_missing_tokens
+            from slmlab.runtime.tokens import fill_missing_tokens
 
             df = fill_missing_tokens(df, tokenizer=tokenizer)
         if price_table is not None:
-            from slmlab.pricing import estimate_cost
+            from slmlab.collect.pricing import estimate_cost
 
             df = estimate_cost(df, price_table)
         writer.add(conform(df).select(_COLUMNS))

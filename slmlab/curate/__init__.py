@@ -1,7 +1,8 @@
 """Step 2, curate: redact personal data and secrets, pseudonymize consistently, hash ids, filter, audit.
 
 Usage:
-    >>> from slmlab.curate import curate, CurateConfig, make_planted_corpus
+    >>> from slmlab.curate import curate, CurateConfig
+    >>> from slmlab.demo.planted import find_leaks, make_planted_corpus
     >>> calls, planted = make_planted_corpus(n_values=40, seed=0)
     >>> res = curate(calls, CurateConfig(salt="team-salt"))
     >>> find_leaks(res.calls, planted.filter(pl.col("secret"))).height
@@ -29,7 +30,6 @@ from slmlab.curate.filters import (
     near_duplicate_mask,
     too_long_mask,
 )
-from slmlab.curate.planted import KINDS, SECRET_TYPES, find_leaks, make_planted_corpus
 from slmlab.curate.redact import (
     PatternRedactor,
     PresidioRedactor,
@@ -47,8 +47,6 @@ from slmlab.curate.redact import (
 __all__ = [
     "AUDIT_SCHEMA",
     "DROPPED_SCHEMA",
-    "KINDS",
-    "SECRET_TYPES",
     "CurateConfig",
     "CurateResult",
     "PatternRedactor",
@@ -64,11 +62,9 @@ __all__ = [
     "empty_mask",
     "error_mask",
     "exact_duplicate_mask",
-    "find_leaks",
     "hash_id",
     "iban_ok",
     "luhn_ok",
-    "make_planted_corpus",
     "near_duplicate_mask",
     "plot_curation",
     "redact_text",

@@ -8,7 +8,8 @@ style, so they stay valid JSON. Results are cached per distinct string: agent pr
 conversation so far, so each turn is redacted once however many later calls carry it.
 
 Usage:
-    >>> from slmlab.curate import curate, CurateConfig, make_planted_corpus
+    >>> from slmlab.curate import curate, CurateConfig
+    >>> from slmlab.demo.planted import make_planted_corpus
     >>> calls, planted = make_planted_corpus(n_values=60, seed=0)
     >>> res = curate(calls, CurateConfig(salt="s3cret"))
     >>> res.calls.height == calls.height and res.audit.height > 0
@@ -485,7 +486,7 @@ def curate(calls: pl.DataFrame, config: CurateConfig | None = None) -> CurateRes
         (`call_id`, `reason`) and a `summary` dict of counts and timings.
 
     Example:
-        >>> from slmlab.curate import make_planted_corpus
+        >>> from slmlab.demo.planted import make_planted_corpus
         >>> calls, _ = make_planted_corpus(n_values=40, seed=1)
         >>> res = curate(calls, CurateConfig(salt="x"))
         >>> "<EMAIL_" in "".join(res.calls["messages"].to_list())
@@ -609,7 +610,7 @@ def before_after(
     """One call side by side before and after curation: the kept call with the most redactions.
 
     Example:
-        >>> from slmlab.curate import make_planted_corpus
+        >>> from slmlab.demo.planted import make_planted_corpus
         >>> calls, _ = make_planted_corpus(n_values=40, seed=1)
         >>> before_after(calls, curate(calls, CurateConfig(salt="x"))).columns
         ['field', 'before', 'after']

@@ -26,7 +26,7 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from slmlab.chat_format import (
+from slmlab.runtime.chat_format import (
     PromptBudget,
     count_prompt_tokens,
     fit_messages,
@@ -34,7 +34,7 @@ from slmlab.chat_format import (
     tools_from_calls,
 )
 from slmlab.evaluate.metrics import score_calls, text_vectors
-from slmlab.generate import Generator
+from slmlab.runtime.generate import Generator
 from slmlab.schema import message_text, parse_messages, parse_tool_calls
 
 EXPERIMENTS = ("base", "icl", "tuned")
@@ -191,7 +191,7 @@ def accepted_clusters(clusters: pl.DataFrame | Sequence[int] | None, calls: pl.D
 
 
 def _ensure_split(calls: pl.DataFrame, seed: int) -> pl.DataFrame:
-    from slmlab.splits import check_leakage, split_by_session
+    from slmlab.specialize.splits import check_leakage, split_by_session
 
     if "split" not in calls.columns:
         calls = split_by_session(calls, seed=seed)
@@ -235,7 +235,7 @@ def _adapter_fits(adapter_dir: str | Path, model: str) -> bool:
     base = adapter_base_model(adapter_dir)
     if base is None:
         return True
-    from slmlab.models import resolve_model
+    from slmlab.runtime.models import resolve_model
 
     names = {model, Path(model).name}
     try:
@@ -307,7 +307,7 @@ def run_experiments(
     """Generate and score every accepted cluster x model x experiment on held-out calls.
 
     Args:
-        calls: call table with `cluster` (and ideally `split` from `slmlab.splits.split_by_session`; it is
+        calls: call table with `cluster` (and ideally `split` from `slmlab.specialize.splits.split_by_session`; it is
             created when missing). Leakage between train and test raises `LeakageError`.
         clusters: cluster table (rows with status "slm_candidate" are evaluated), ids, or None for all.
         models: model references for `TransformersGenerator`, or `Generator` objects (an endpoint).
@@ -416,7 +416,7 @@ def run_experiments(
 
 
 def _local_generator(model: str, batch_size: int, int8: bool) -> Generator:
-    from slmlab.generate import TransformersGenerator
+    from slmlab.runtime.generate import TransformersGenerator
 
     return TransformersGenerator(model, batch_size=batch_size, int8=int8)
 

@@ -6,7 +6,7 @@ model's answer and rates whether they are equivalent for the user, 0 to 10 (scal
 
 Usage:
     >>> from slmlab.evaluate import LLMJudge
-    >>> from slmlab.generate import OpenAICompatibleGenerator
+    >>> from slmlab.runtime.generate import OpenAICompatibleGenerator
     >>> judge = LLMJudge(OpenAICompatibleGenerator("http://127.0.0.1:8000/v1", "judge-model"))  # doctest: +SKIP
     >>> score_calls(calls, generations, judge=judge)  # doctest: +SKIP
 """
@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from slmlab.generate import Generator
+from slmlab.runtime.generate import Generator
 from slmlab.schema import message_text
 
 JUDGE_PROMPT = """You compare two answers of a customer-service agent to the same conversation.

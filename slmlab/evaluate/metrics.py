@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from slmlab.chat_format import arguments_object, tools_from_calls
-from slmlab.generate import Generation
+from slmlab.runtime.chat_format import arguments_object, tools_from_calls
+from slmlab.runtime.generate import Generation
 from slmlab.schema import TEXT_ACTION, parse_tool_calls
 
 METRICS = (
@@ -200,13 +200,13 @@ def token_f1(reference: str, predicted: str) -> float:
 
 
 def _load_embedder(embedder: Any) -> Any:
-    """An object with `.embed(texts) -> np.ndarray`: the given one, `slmlab.embed`'s default, or None (TF-IDF)."""
+    """An object with `.embed(texts) -> np.ndarray`: the given one, `slmlab.cluster.embed`'s default, or None (TF-IDF)."""
     if embedder is None or embedder == "tfidf":
         return None
     if hasattr(embedder, "embed"):
         return embedder
     try:
-        from slmlab.embed import select_embedder
+        from slmlab.cluster.embed import select_embedder
     except ImportError:
         return None
     key = None if embedder == "auto" else embedder
@@ -223,7 +223,7 @@ def text_vectors(
 ) -> np.ndarray:
     """L2-normalized vectors for texts: the embedder's when available, else TF-IDF (fit on `fit_texts` + texts).
 
-    `embedder` is "auto" (`slmlab.embed.select_embedder()` when that module exists), "tfidf", a name for
+    `embedder` is "auto" (`slmlab.cluster.embed.select_embedder()` when that module exists), "tfidf", a name for
     `select_embedder`, or an object with `.embed(texts)`.
 
     Example:
@@ -325,7 +325,7 @@ def score_calls(
         reference_calls: the calls whose prompts were generated for (call table rows, in order).
         generations: one `Generation` per call (or a frame with text/tool_calls/... columns).
         model: the small model's label (column `model`); experiment: e.g. "base", "icl", "tuned".
-        embedder: for `text_similarity`: "auto" (slmlab.embed when present, else TF-IDF), "tfidf", or
+        embedder: for `text_similarity`: "auto" (slmlab.cluster.embed when present, else TF-IDF), "tfidf", or
             an object with `.embed(texts)`.
         tools_fallback: tool schemas to validate against when a call logs none (default: inferred from
             the reference calls' tool calls with `chat_format.tools_from_calls`, checking names and

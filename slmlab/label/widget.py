@@ -305,7 +305,7 @@ class LabelWidget:
         if r["note"]:
             lines.append(f"<b>note</b>: {esc(r['note'])}")
         if self._calls is not None and r["exemplars"]:
-            from slmlab.chat_format import render_target
+            from slmlab.runtime.chat_format import render_target
             from slmlab.schema import parse_tool_calls
 
             ex = self._calls.filter(pl.col("call_id").is_in(r["exemplars"][:3]))

@@ -35,7 +35,7 @@ def merge_and_save(
     Example:
         >>> merged = merge_and_save(result.adapter_dir, "/tmp/merged")  # doctest: +SKIP
     """
-    from slmlab.models import LoadSpec, load_causal_lm
+    from slmlab.runtime.models import LoadSpec, load_causal_lm
 
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     base = read_adapter_config(adapter_dir)["base_model"]

@@ -143,7 +143,7 @@ class _Run:
 
     def __init__(self, config: FinetuneConfig) -> None:
         torch = require("torch", "train")
-        from slmlab.models import pick_device
+        from slmlab.runtime.models import pick_device
 
         self.device = pick_device(config.device)
         cuda = self.device.startswith("cuda")
@@ -152,7 +152,7 @@ class _Run:
         elif cuda:
             self.bf16 = bool(torch.cuda.is_bf16_supported())
         else:
-            from slmlab.models import cpu_has_native_bf16
+            from slmlab.runtime.models import cpu_has_native_bf16
 
             # bf16 autocast is a speed-up only where the CPU computes bf16 natively; elsewhere it is
             # emulated and slower than fp32. The adapter weights and optimizer stay fp32 either way.
@@ -174,7 +174,7 @@ def _memory_mb(cuda: bool) -> float:
 def _load_model(config: FinetuneConfig, run: _Run) -> tuple[Any, Any]:
     torch = require("torch", "train")
     peft = require("peft", "train")
-    from slmlab.models import LoadSpec, load_causal_lm
+    from slmlab.runtime.models import LoadSpec, load_causal_lm
 
     quant = "nf4" if config.method == "qlora" else None
     dtype = None if run.cuda else "float32"
@@ -430,7 +430,7 @@ def finetune(
     torch = require("torch", "train")
     from tqdm.auto import tqdm
 
-    from slmlab.models import memory_footprint_mb
+    from slmlab.runtime.models import memory_footprint_mb
 
     config = config or FinetuneConfig()
     dataset = train if isinstance(train, SFTDataset) else None
@@ -649,7 +649,7 @@ def budget_of(adapter_dir: str | os.PathLike) -> Any:
     Example:
         >>> budget = budget_of(result.adapter_dir)  # doctest: +SKIP
     """
-    from slmlab.chat_format import PromptBudget
+    from slmlab.runtime.chat_format import PromptBudget
 
     saved = read_adapter_config(adapter_dir).get("prompt_budget") or {}
     known = {f.name for f in fields(PromptBudget)}

@@ -13,7 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
-from slmlab.chat_format import render_tool_calls
+from slmlab.runtime.chat_format import render_tool_calls
 
 
 def memory_stats() -> dict[str, float]:
@@ -87,7 +87,7 @@ def side_by_side(
     Args:
         calls: the calls (their logged answers are the "llm" column).
         prompts: their fitted prompts (`slmlab.specialize.call_prompts`).
-        generators: column name -> `slmlab.generate.Generator` (e.g. {"base": ..., "tuned": ...}).
+        generators: column name -> `slmlab.runtime.generate.Generator` (e.g. {"base": ..., "tuned": ...}).
 
     Returns:
         One row per call: call_id, last user/tool message (shortened), llm, then one column per generator.

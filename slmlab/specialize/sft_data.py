@@ -1,7 +1,7 @@
 """Supervised fine-tuning data from the LLM's own answers: tokenized prompt/target pairs and packed rows.
 
 Each logged call becomes one example: its prompt messages (plus the tool list: the logged schemas, else
-schemas inferred from the training calls) fitted to a token budget with `slmlab.chat_format.fit_messages`
+schemas inferred from the training calls) fitted to a token budget with `slmlab.runtime.chat_format.fit_messages`
 and rendered with the target model's chat template; its target is the LLM's answer in `<tool_call>` form
 (`chat_format.render_target`) followed by EOS. The loss only sees target tokens (labels -100 on the
 prompt). `pack_examples` bin-packs examples into fixed-length rows whose position ids restart at every
@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from slmlab.chat_format import PromptBudget, fit_messages, render_prompt, render_target, tools_from_calls
+from slmlab.runtime.chat_format import PromptBudget, fit_messages, render_prompt, render_target, tools_from_calls
 from slmlab.schema import parse_messages, parse_tool_calls
 
 IGNORE_INDEX = -100
@@ -124,7 +124,7 @@ def fit_call(
 def call_prompts(
     calls: pl.DataFrame, tokenizer: Any, budget: PromptBudget = DEFAULT_BUDGET, tools: list | None = None
 ) -> list[list[dict[str, str]]]:
-    """Fitted prompts for every call, ready for `slmlab.generate.Generator.generate`.
+    """Fitted prompts for every call, ready for `slmlab.runtime.generate.Generator.generate`.
 
     Example:
         >>> prompts = call_prompts(test_calls, tokenizer, data.budget, data.tools)  # doctest: +SKIP
@@ -155,7 +155,7 @@ def build_sft_dataset(
     """Tokenize calls into SFT examples with loss on the LLM's answer only.
 
     Args:
-        calls: a call table; with a `split` column (from `slmlab.splits.split_by_session`) "train" rows
+        calls: a call table; with a `split` column (from `slmlab.specialize.splits.split_by_session`) "train" rows
             become training examples and "val" rows validation examples ("test" rows are left out);
             without one, every row is a training example.
         tokenizer: the target model's tokenizer (its chat template renders the prompt).
@@ -170,7 +170,7 @@ def build_sft_dataset(
         An `SFTDataset`.
 
     Example:
-        >>> from slmlab.models import load_tokenizer
+        >>> from slmlab.runtime.models import load_tokenizer
         >>> tok = load_tokenizer("smollm2-135m")  # doctest: +SKIP
         >>> data = build_sft_dataset(split_calls, tok, PromptBudget(max_tokens=512))  # doctest: +SKIP
         >>> len(data.train), data.data_hash  # doctest: +SKIP

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from slmlab.config import artefact
-from slmlab.models import BUNDLED_SLM
+from slmlab.runtime.models import BUNDLED_SLM
 from slmlab.schema import TEXT_ACTION, action_expr
 
 

@@ -4,7 +4,7 @@ Everything is checked for real (bitsandbytes quantizes a small tensor and reads 
 model files are looked up on disk), and nothing is downloaded.
 
 Usage:
-    >>> from slmlab.env import environment_report
+    >>> from slmlab.runtime.env import environment_report
     >>> environment_report().columns
     ['section', 'check', 'value', 'ok', 'note']
 """
@@ -140,7 +140,7 @@ def bitsandbytes_check() -> tuple[bool, str]:
 
 
 def _models() -> list[dict[str, object]]:
-    from slmlab.models import BUNDLED_EMBEDDER, BUNDLED_SLM, bundled_embedder_dir, bundled_slm_gguf
+    from slmlab.runtime.models import BUNDLED_EMBEDDER, BUNDLED_SLM, bundled_embedder_dir, bundled_slm_gguf
 
     rows = []
     try:

@@ -309,7 +309,7 @@ class ClusterRouter(Router):
         confidence: "auto" (cosine to the centroid for "centroid", class probability for "logreg") or
             "logprob" (the SLM's mean token probability, `exp(mean_logprob)`, from a `mean_logprob` column).
         features: "tfidf" (hashed, fast, nothing to download) or "embed" (sentence embeddings via
-            `slmlab.embed`, else the bundled MiniLM).
+            `slmlab.cluster.embed`, else the bundled MiniLM).
         text: what the features read: "tail" (the last `tail_chars` characters of the prompt's JSON: the
             latest turn, tool results and tool names; no parsing, so routing stays >10k calls/s) or
             "turns" (the latest `last_turns` messages, parsed and role-tagged; slower on long prompts).
@@ -370,12 +370,12 @@ class ClusterRouter(Router):
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self._embed_model is None:
             try:
-                from slmlab.embed import select_embedder
+                from slmlab.cluster.embed import select_embedder
 
                 self._embed_model = select_embedder(self.embedder)
             except ImportError:
                 from slmlab.config import require
-                from slmlab.models import resolve_embedder
+                from slmlab.runtime.models import resolve_embedder
 
                 st = require("sentence_transformers", "cluster")
                 model = st.SentenceTransformer(resolve_embedder(self.embedder), device="cpu")
@@ -555,7 +555,7 @@ def replay(
         router: a fitted router.
         scores: per-call evaluation scores (`slmlab.evaluate.score_calls` / `run_experiments`); the row of
             the route's model and experiment gives an SLM-routed call its measured agreement.
-        prices: LLM price table (`slmlab.pricing.load_prices()`) for calls without a logged cost.
+        prices: LLM price table (`slmlab.collect.pricing.load_prices()`) for calls without a logged cost.
         threshold: routing threshold (default: the router's).
         slm_cost_per_mtok: a simple USD per million tokens (prompt + output) for SLM calls; None leaves
             SLM cost to the savings step (`slmlab.savings`).
@@ -570,7 +570,7 @@ def replay(
     outcome = _slm_outcomes(calls, router, scores, routed.get_column("route_cluster").to_numpy())
     df = pl.concat([routed, outcome], how="horizontal")
     if prices is not None and ("cost_usd" not in df.columns or df.get_column("cost_usd").null_count()):
-        from slmlab.pricing import estimate_cost
+        from slmlab.collect.pricing import estimate_cost
 
         df = estimate_cost(df, prices)
     for col, dtype in (
@@ -966,7 +966,7 @@ def replay_by_agent(
     """Replay a multi-agent log per agent: split, cluster, route held-out calls, price before and after.
 
     For each agent (each value of `by`): whole sessions are split into train and held-out
-    (`slmlab.splits.split_by_session`, no deduplication, so every logged call is replayed or trained on),
+    (`slmlab.specialize.splits.split_by_session`, no deduplication, so every logged call is replayed or trained on),
     the training calls are clustered (`TaskClusterer`, TF-IDF by default: fast and offline), clusters with
     `suitability >= min_suitability` are marked swap (what the unattended pipeline accepts), a
     `ClusterRouter` is fitted on the training calls, and the held-out calls go through `replay`.
@@ -1003,10 +1003,10 @@ def replay_by_agent(
         >>> scores = score_routed(result, "smollm2-135m", n_per_cluster=2, max_clusters=3)  # doctest: +SKIP
         >>> result.with_scores(scores).table  # doctest: +SKIP
     """
-    from slmlab.chat_format import tools_from_calls
+    from slmlab.runtime.chat_format import tools_from_calls
     from slmlab.cluster import TaskClusterer, describe_clusters
     from slmlab.savings import SelfHostedSLM
-    from slmlab.splits import check_leakage, split_by_session
+    from slmlab.specialize.splits import check_leakage, split_by_session
 
     if by not in calls.columns:
         raise ValueError(f"the call table has no {by!r} column to group agents by")
@@ -1098,10 +1098,10 @@ def score_routed(
     Example:
         >>> scores = score_routed(result, "smollm2-135m", n_per_cluster=1, max_clusters=1, max_new_tokens=16)  # doctest: +SKIP
     """
-    from slmlab.chat_format import PromptBudget
+    from slmlab.runtime.chat_format import PromptBudget
     from slmlab.evaluate.experiments import build_prompt
     from slmlab.evaluate.metrics import score_calls
-    from slmlab.generate import Generator, TransformersGenerator
+    from slmlab.runtime.generate import Generator, TransformersGenerator
 
     budget = budget or PromptBudget(max_system_chars=600, max_message_chars=400, max_turns=4, max_tokens=512)
     samples = []

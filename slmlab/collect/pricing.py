@@ -5,7 +5,7 @@ with the source and date of each list price. Copy it, edit it, and pass the path
 contract differs. Logged costs are never overwritten: `estimate_cost` fills only null `cost_usd`.
 
 Usage:
-    >>> from slmlab.pricing import load_prices, match_model
+    >>> from slmlab.collect.pricing import load_prices, match_model
     >>> match_model("gpt-4o-2024-08-06", load_prices())
     'gpt-4o'
 """

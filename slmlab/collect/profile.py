@@ -12,7 +12,7 @@ million calls profile in seconds.
 * `plot_*` - figures (never shown here; a notebook shows the returned `go.Figure`).
 
 Usage:
-    >>> from slmlab.profile import summary, profile_calls
+    >>> from slmlab.collect.profile import summary, profile_calls
     >>> print(summary(calls))  # doctest: +SKIP
     >>> profile_calls(calls, by=("model", "agent"))  # doctest: +SKIP
 """

@@ -32,7 +32,7 @@ from typing import Any
 
 import polars as pl
 
-from slmlab.chat_format import (
+from slmlab.runtime.chat_format import (
     PromptBudget,
     count_prompt_tokens,
     fit_messages,
@@ -859,7 +859,7 @@ def zero_shot_probe(
 
     Args:
         calls: call table rows of one cluster (canonical schema).
-        model: a model reference for `TransformersGenerator`, or a ready `slmlab.generate.Generator`.
+        model: a model reference for `TransformersGenerator`, or a ready `slmlab.runtime.generate.Generator`.
         n: calls to sample (all when fewer).
         budget: prompt budget; default `PromptBudget()` (1024 tokens).
         max_new_tokens: generation limit.
@@ -876,7 +876,7 @@ def zero_shot_probe(
         >>> probe.select(pl.col("tool_match").mean())  # doctest: +SKIP
     """
     from slmlab.evaluate.metrics import calls_exact_match
-    from slmlab.generate import Generator, TransformersGenerator
+    from slmlab.runtime.generate import Generator, TransformersGenerator
 
     if calls.height == 0:
         raise ValueError("no calls to probe")

@@ -1,7 +1,7 @@
 """One generation interface for every model slmlab runs: local transformers models and served endpoints.
 
 `Generator.generate(prompts)` takes chat prompts (lists of `{role, content}` messages, already fitted with
-`slmlab.chat_format.fit_messages`) and returns one `Generation` per prompt: the raw text, the parsed tool
+`slmlab.runtime.chat_format.fit_messages`) and returns one `Generation` per prompt: the raw text, the parsed tool
 calls, the number of generated tokens, the latency and the mean token log-probability (a confidence
 signal the router can use).
 
@@ -16,7 +16,7 @@ Three things make evaluation re-runs cheap:
 a hosted API), so the same evaluation runs against a served model or a multi-LoRA deployment.
 
 Usage:
-    >>> from slmlab.generate import TransformersGenerator
+    >>> from slmlab.runtime.generate import TransformersGenerator
     >>> gen = TransformersGenerator("smollm2-135m")  # doctest: +SKIP
     >>> gen.generate([[{"role": "user", "content": "Hi"}]])[0].text  # doctest: +SKIP
 """
@@ -38,9 +38,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from slmlab.chat_format import parse_response, render_prompt, render_tool_calls
+from slmlab.runtime.chat_format import parse_response, render_prompt, render_tool_calls
 from slmlab.config import cache_dir, require
-from slmlab.models import LoadSpec, cpu_has_native_bf16, load_causal_lm, pick_device
+from slmlab.runtime.models import LoadSpec, cpu_has_native_bf16, load_causal_lm, pick_device
 
 
 @dataclass
@@ -212,7 +212,7 @@ class TransformersGenerator(Generator):
     """Batched, left-padded greedy generation with a transformers causal LM (KV cache on).
 
     Args:
-        model: any reference `slmlab.models.resolve_model` accepts, or an already loaded model.
+        model: any reference `slmlab.runtime.models.resolve_model` accepts, or an already loaded model.
         tokenizer: needed when `model` is an object.
         adapter: a LoRA adapter folder, merged into the weights for speed unless the base is quantized
             (the unmerged adapter was measured 7x slower).

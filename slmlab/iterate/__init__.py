@@ -641,13 +641,13 @@ def drift_on_new_demo_logs(
         run: run folder with `clustered.parquet` (and optionally `labels.json`, `replay.parquet`).
         n_calls: new calls, at most half of the run's calls.
         seed: seed of the reference sample when it exceeds `max_reference` calls.
-        embedder: name or `slmlab.embed.Embedder` for the prompt embeddings (default: the bundled MiniLM).
+        embedder: name or `slmlab.cluster.embed.Embedder` for the prompt embeddings (default: the bundled MiniLM).
         max_reference: reference calls embedded at most (a uniform sample beyond that).
         max_chars: prompt text embedded per call; the clusterer's cut (`EMBED_MAX_CHARS`) reuses step 3's
             cached embeddings of the last user turns (any other cut embeds every call again).
     """
     from slmlab.config import artefact
-    from slmlab.embed import select_embedder
+    from slmlab.cluster.embed import select_embedder
     from slmlab.label.session import call_prompt_texts, load_labelled_calls
 
     calls, _ = load_labelled_calls(run)

@@ -12,7 +12,7 @@
 `load_bundle(path)` gives back the manifest and the router in a fresh process.
 
 Usage:
-    >>> from slmlab.export import export_bundle, load_bundle
+    >>> from slmlab.pipeline.bundle import export_bundle, load_bundle
     >>> path = export_bundle("demo", "bundle")  # doctest: +SKIP
     >>> manifest, router = load_bundle(path)  # doctest: +SKIP
 """
@@ -125,7 +125,7 @@ Each adapter is then a model name on the OpenAI-compatible endpoint (`model="clu
 
 ## Route a call
 ```python
-from slmlab.export import load_bundle
+from slmlab.pipeline.bundle import load_bundle
 manifest, router = load_bundle("path/to/bundle")
 routed = router.route(calls)   # calls: the canonical call table (prompt columns are enough)
 routed.select("call_id", "routed_to", "cluster")

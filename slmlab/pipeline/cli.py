@@ -46,7 +46,7 @@ def profile(calls: Path = typer.Argument(..., help="call table parquet (from `sl
     """Print the profile of a call table: calls, tokens, cost and latency by model and agent; templates."""
     import polars as pl
 
-    from slmlab import profile as prof
+    from slmlab.collect import profile as prof
 
     df = pl.read_parquet(calls)
     with pl.Config(tbl_rows=40, tbl_cols=16, fmt_str_lengths=60, tbl_width_chars=200):
@@ -66,7 +66,7 @@ def run(
     """Run the whole conversion (every notebook in order) on the bundled defaults, then write report.html."""
     if smoke:
         os.environ["SLMLAB_SMOKE"] = "1"
-    from slmlab.pipeline import run_pipeline
+    from slmlab.pipeline.run import run_pipeline
 
     res = run_pipeline(run_name, from_step=from_step, until_step=until_step, force=force)
     for s in res.steps:
@@ -86,7 +86,7 @@ def export(
     merge: bool = typer.Option(False, help="also write merged full weights per adapter"),
 ) -> None:
     """Write the fitted router, per-cluster adapters, a vLLM multi-LoRA serve script and a README."""
-    from slmlab.export import export_bundle
+    from slmlab.pipeline.bundle import export_bundle
 
     typer.echo(str(export_bundle(run_name, out, merge=merge)))
 
@@ -94,7 +94,7 @@ def export(
 @app.command()
 def report(run_name: str = typer.Option("demo", "--run", help="run folder name")) -> None:
     """(Re)write the HTML report of a run from its artefacts."""
-    from slmlab.report import write_report
+    from slmlab.pipeline.report import write_report
 
     typer.echo(str(write_report(run_name)))
 

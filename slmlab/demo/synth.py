@@ -28,7 +28,7 @@ Everything is deterministic for a seed. 3,000 calls take well under 2 s; `iter_a
 number of calls (memory stays flat), e.g. 1,000,000 calls for the ingest benchmark.
 
 Usage:
-    >>> from slmlab.synth import generate_agent_logs
+    >>> from slmlab.demo.synth import generate_agent_logs
     >>> logs = generate_agent_logs(20, seed=0)
     >>> len(logs), sorted(logs[0])
     (20, ['latency_ms', 'metadata', 'request', 'response', 'timestamp'])

@@ -4,7 +4,7 @@ Counts from another model's tokenizer differ from the provider's billing count b
 counted here are marked `tokens_estimated=True` in the call table.
 
 Usage:
-    >>> from slmlab.tokens import count_tokens
+    >>> from slmlab.runtime.tokens import count_tokens
     >>> count_tokens(["hello world"])  # doctest: +SKIP
     [2]
 """
@@ -28,7 +28,7 @@ TOKENS_PER_PROMPT = 3
 @functools.lru_cache(maxsize=4)
 def default_tokenizer(name: str = "smollm2-135m") -> Any:
     """The (cached) fast tokenizer of a bundled or local model."""
-    from slmlab.models import load_tokenizer
+    from slmlab.runtime.models import load_tokenizer
 
     return load_tokenizer(name)
 

@@ -5,7 +5,7 @@ rebuilt at any time with `slmlab report`. Figures are embedded with plotly.js in
 opens offline.
 
 Usage:
-    >>> from slmlab.report import write_report
+    >>> from slmlab.pipeline.report import write_report
     >>> path = write_report("demo")  # doctest: +SKIP
 """
 

@@ -8,7 +8,7 @@ trials opening with the same user turn) to one split, greedily, so that every ac
 `check_leakage` verifies a split loudly.
 
 Usage:
-    >>> from slmlab.splits import split_by_session, check_leakage
+    >>> from slmlab.specialize.splits import split_by_session, check_leakage
     >>> split = split_by_session(calls, test_size=0.2, val_size=0.1)  # doctest: +SKIP
     >>> check_leakage(split)  # doctest: +SKIP
 """

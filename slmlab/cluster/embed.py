@@ -7,7 +7,7 @@ under `SLMLAB_HOME/cache/embeddings/<embedder name>/`, keyed by the sha1 of the 
 re-clustering the same calls takes seconds.
 
 Usage:
-    >>> from slmlab.embed import select_embedder
+    >>> from slmlab.cluster.embed import select_embedder
     >>> select_embedder("tfidf").fit(["book a flight", "cancel my order"]).embed(["book"]).shape[0]
     1
 """
@@ -200,7 +200,7 @@ class SentenceTransformerEmbedder(Embedder):
         key = (str(self.model), self.device)
         if key not in _MODELS:
             st = require("sentence_transformers", "embed")
-            from slmlab.models import resolve_embedder
+            from slmlab.runtime.models import resolve_embedder
 
             _MODELS[key] = st.SentenceTransformer(resolve_embedder(self.model), device=self.device)
         return _MODELS[key]

@@ -6,7 +6,7 @@ whose notebook already ran successfully for the same settings is skipped on the 
 are cached); `--from-step` re-runs from a given notebook on.
 
 Usage:
-    >>> from slmlab.pipeline import list_notebooks
+    >>> from slmlab.pipeline.run import list_notebooks
     >>> [p.name for p in list_notebooks()][:1]  # doctest: +SKIP
     ['00_tour_environment.ipynb']
 """
@@ -139,7 +139,7 @@ def run_pipeline(
         if until_step and prefix >= until_step[:2]:
             break
     if report:
-        from slmlab.report import write_report
+        from slmlab.pipeline.report import write_report
 
         result.report = write_report(run, steps=result.steps, path=artefact("report", run))
     return result

@@ -6,7 +6,7 @@ A GGUF model is de-quantized by transformers on first load and cached as safeten
 `SLMLAB_HOME/cache/models`, so later loads take a fraction of a second.
 
 Usage:
-    >>> from slmlab.models import load_causal_lm
+    >>> from slmlab.runtime.models import load_causal_lm
     >>> model, tokenizer = load_causal_lm("smollm2-135m")  # doctest: +SKIP
 """
 

@@ -3,7 +3,7 @@
 The cost model is explicit and editable:
 
 * **LLM side**: the logged cost of each call where the log has it (tau2-bench), else the dated price table
-  of `slmlab.pricing` (input, cached input and output per million tokens). Agent calls are dominated by
+  of `slmlab.collect.pricing` (input, cached input and output per million tokens). Agent calls are dominated by
   input tokens, so prefill and cached-input prices are part of the model, not only output tokens.
 * **SLM side** (self-hosted): a GPU at `usd_per_hour` that processes `prefill_tok_s` prompt tokens and
   `decode_tok_s` generated tokens per second at the serving batch size. A call occupies the GPU for
@@ -156,7 +156,7 @@ def compute_savings(
             move, else `swap_clusters` with a `cluster` column. Optional `slm_output_tokens` (measured
             generation lengths) and `slm_latency_ms` replace the modelled values.
         spec: the self-hosted SLM cost model.
-        prices: the LLM price table (`slmlab.pricing.load_prices()`), used where a call has no logged cost.
+        prices: the LLM price table (`slmlab.collect.pricing.load_prices()`), used where a call has no logged cost.
         swap_clusters: clusters sent to the SLM when `calls` has no `routed_to` column.
         calls_per_month: monthly volume to scale to; default the rate observed in the timestamps.
         llm_energy: assumptions for the LLM energy estimate.
@@ -177,7 +177,7 @@ def compute_savings(
     llm_energy = llm_energy or LLMEnergy()
     df = calls
     if "cost_usd" not in df.columns or df.get_column("cost_usd").null_count():
-        from slmlab.pricing import estimate_cost, load_prices
+        from slmlab.collect.pricing import estimate_cost, load_prices
 
         df = estimate_cost(df, prices if prices is not None else load_prices())
     if "routed_to" not in df.columns:
