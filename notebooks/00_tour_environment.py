@@ -54,10 +54,17 @@ SMOKE = (
 # %%
 import polars as pl
 
-from slmlab.config import ARTEFACTS, run_dir
+from slmlab.runs import ARTEFACTS, RunStore
 
-print("run folder:", run_dir(RUN))
-pl.DataFrame({"artefact": list(ARTEFACTS), "file": list(ARTEFACTS.values())})
+print("run folder:", RunStore(RUN).root)
+pl.DataFrame(
+    {
+        "artefact": list(ARTEFACTS),
+        "file": [s.filename for s in ARTEFACTS.values()],
+        "written by": [s.step for s in ARTEFACTS.values()],
+        "made from": [", ".join(s.inputs) for s in ARTEFACTS.values()],
+    }
+)
 
 # %% [markdown]
 # ## 2. Environment check

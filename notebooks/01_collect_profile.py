@@ -45,10 +45,11 @@ import polars as pl
 
 from slmlab.collect import profile
 from slmlab.collect import ingest
-from slmlab.config import artefact
+from slmlab.runs import RunStore
 
 pl.Config(tbl_rows=30, tbl_cols=14, fmt_str_lengths=80, tbl_width_chars=220)
-res = ingest(LOG_PATH, format=FORMAT, quarantine=artefact("quarantine", RUN))
+store = RunStore(RUN)
+res = ingest(LOG_PATH, format=FORMAT, quarantine=store.quarantine_path())
 print(res.summary)
 
 # %% [markdown]
@@ -57,8 +58,7 @@ print(res.summary)
 
 # %%
 calls = res.calls.head(MAX_CALLS) if MAX_CALLS else res.calls
-calls.write_parquet(artefact("calls", RUN))
-print(f"wrote {calls.height:,} calls to {artefact('calls', RUN)}")
+print(f"wrote {calls.height:,} calls to {store.write_calls(calls)}")
 calls.select("call_id", "session_id", "step", "agent", "model", "tool_name", "input_tokens", "output_tokens",
              "cost_usd", "latency_ms", "status").head(8)  # fmt: skip
 

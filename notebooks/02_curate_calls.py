@@ -48,10 +48,11 @@ import polars as pl
 
 from slmlab import curate as cu
 from slmlab.demo import planted as planted_corpus
-from slmlab.config import artefact
+from slmlab.runs import RunStore
 
 pl.Config.set_fmt_str_lengths(300)
-calls = pl.read_parquet(artefact("calls", RUN), n_rows=MAX_CALLS)
+store = RunStore(RUN)
+calls = store.read_calls(n_rows=MAX_CALLS)
 calls.select("call_id", "session_id", "agent", "tool_name", "status").head()
 
 # %% [markdown]
@@ -110,9 +111,7 @@ decoys_kept = planted_corpus.find_leaks(check.calls, planted.filter(pl.col("deco
 # The curated table feeds clustering; the audit stays beside it for review.
 
 # %%
-result.calls.write_parquet(artefact("curated", RUN))
-result.audit.write_parquet(artefact("audit", RUN))
-{"curated": str(artefact("curated", RUN)), "audit": str(artefact("audit", RUN)), "calls": result.calls.height}
+{"curated": str(store.write_curated(result.calls)), "audit": str(store.write_audit(result.audit)), "calls": result.calls.height}
 
 # %% [markdown]
 # ## What you produced / next notebook

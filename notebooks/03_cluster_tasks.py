@@ -45,9 +45,10 @@ MAX_CALLS = 400 if is_smoke() else None  # cluster only the first calls (None = 
 import polars as pl
 
 from slmlab import cluster as cl
-from slmlab.config import artefact
+from slmlab.runs import RunStore
 
-calls = pl.read_parquet(artefact("curated", RUN), n_rows=MAX_CALLS)
+store = RunStore(RUN)
+calls = store.read_curated(n_rows=MAX_CALLS)
 calls.select("call_id", "agent", "tool_name", "input_tokens").head()
 
 # %% [markdown]
@@ -111,9 +112,7 @@ truth = scored["truth"].to_numpy()
 # ## 7. Save
 
 # %%
-clustered.write_parquet(artefact("clustered", RUN))
-clusters.write_parquet(artefact("clusters", RUN))
-{"clustered": str(artefact("clustered", RUN)), "clusters": str(artefact("clusters", RUN))}
+{"clustered": str(store.write_clustered(clustered)), "clusters": str(store.write_clusters(clusters))}
 
 # %% [markdown]
 # ## What you produced / next notebook

@@ -38,11 +38,12 @@ MAX_POINTS = 1500 if is_smoke() else 5000  # calls drawn on the 2-D map at most
 # %%
 import polars as pl
 
-from slmlab.config import artefact
+from slmlab.runs import RunStore
 from slmlab.label import LabelSession, LabelWidget
 
-calls = pl.read_parquet(artefact("clustered", RUN))
-clusters = pl.read_parquet(artefact("clusters", RUN))
+store = RunStore(RUN)
+calls = store.read_clustered()
+clusters = store.read_clusters()
 clusters.select("cluster", "name", "size", "share_cost", "dominant_action", "output_shape", "suitability")
 
 # %% [markdown]
@@ -51,7 +52,7 @@ clusters.select("cluster", "name", "size", "share_cost", "dominant_action", "out
 # with different clusters, the old file is set aside as `labels.json.stale` and a fresh session starts.
 
 # %%
-session = LabelSession.load_or_new(artefact("labels", RUN), clusters, calls)
+session = LabelSession.load_or_new(store.labels_path(), clusters, calls)
 session  # noqa: B018
 
 # %% [markdown]
@@ -68,7 +69,7 @@ session  # noqa: B018
 # The same edits are methods of `session` (`session.rename(3, "seat lookup")`, `session.merge([4, 7])`, ...).
 
 # %%
-labeller = LabelWidget(session, artefact("labels", RUN), autosave=AUTOSAVE, max_points=MAX_POINTS)
+labeller = LabelWidget(session, store.labels_path(), autosave=AUTOSAVE, max_points=MAX_POINTS)
 labeller  # noqa: B018
 
 # %% [markdown]
@@ -79,7 +80,7 @@ labeller  # noqa: B018
 
 # %%
 accepted = session.accept_suggested(MIN_SUITABILITY, if_unlabelled=True, at_least=AT_LEAST)
-session.save(artefact("labels", RUN))
+session.save(store.labels_path())
 print(f"accepted now: {accepted}; SLM candidates: {session.accepted()}")
 
 # %%
@@ -93,5 +94,5 @@ session.history  # noqa: B018
 # %% [markdown]
 # ## What you produced
 # `labels.json` in the run folder: the edit log and the status of every cluster. Later steps read it
-# with `LabelSession.load(artefact("labels", RUN), calls)` and map calls through your merges and splits
+# with `LabelSession.load(RunStore(RUN).labels_path(), calls)` and map calls through your merges and splits
 # with `session.apply(calls)`. Next: `05_select_models` ranks candidate SLMs for the accepted clusters.
