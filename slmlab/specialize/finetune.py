@@ -40,6 +40,7 @@ from slmlab.specialize.sft_data import (
 )
 
 ADAPTER_CONFIG = "slmlab_adapter.json"
+TRAINING_CALLS = "training_calls.json"  # ids of the calls an adapter was trained and validated on
 HISTORY_FILE = "history.jsonl"
 
 
@@ -405,6 +406,7 @@ def finetune(
     data_hash: str | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     progress: bool = True,
+    provenance: dict[str, Any] | None = None,
 ) -> FinetuneResult:
     """Fine-tune `config.base_model` with LoRA / QLoRA on SFT examples; resume from the last checkpoint.
 
@@ -419,9 +421,12 @@ def finetune(
         on_step: called as `on_step(step, history_row)` after every optimizer step (after a checkpoint
             is written), e.g. for live plots; an exception raised there stops training like a crash.
         progress: show a progress bar.
+        provenance: where the data came from (run, cluster and split fingerprints:
+            `slmlab.specialize.provenance.adapter_provenance`), recorded in `slmlab_adapter.json`.
 
     Returns:
-        A `FinetuneResult`; the adapter is in `result.adapter_dir` with `slmlab_adapter.json`.
+        A `FinetuneResult`; the adapter is in `result.adapter_dir` with `slmlab_adapter.json` and
+        `training_calls.json` (the ids of every call it was trained and validated on).
 
     Example:
         >>> cfg = FinetuneConfig(max_steps=20, save_every=10, output_dir="/tmp/ft")  # doctest: +SKIP
@@ -561,7 +566,8 @@ def finetune(
         "mean_tokens_per_s": float(frame.get_column("tokens_per_s").mean()) if frame.height else None,
         "resumed_from": start_step,
     }
-    write_adapter_config(adapter_dir, config, data_hash, metrics, dataset)
+    write_adapter_config(adapter_dir, config, data_hash, metrics, dataset, provenance)
+    write_training_calls(adapter_dir, train_examples, val_examples)
     return FinetuneResult(
         adapter_dir=adapter_dir,
         history=frame,
@@ -615,6 +621,7 @@ def write_adapter_config(
     data_hash: str,
     metrics: dict[str, Any],
     dataset: SFTDataset | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> Path:
     """Write `slmlab_adapter.json`: what the adapter was trained on and how, so it can be reproduced and
     evaluated with the same prompt budget and tool list."""
@@ -632,9 +639,21 @@ def write_adapter_config(
         "tools": dataset.tools if dataset else None,
         "max_len": dataset.max_len if dataset else config.max_len,
         "metrics": metrics,
+        "provenance": provenance or {},
     }
     path = Path(adapter_dir) / ADAPTER_CONFIG
     path.write_text(json.dumps(doc, indent=2, default=str))
+    return path
+
+
+def write_training_calls(
+    adapter_dir: Path, train: Sequence[SFTExample], val: Sequence[SFTExample] = ()
+) -> Path:
+    """Write `training_calls.json`: the ids of the calls the adapter was trained on (and validated on), so
+    evaluation can assert that none of them is scored."""
+    doc = {"train": sorted({ex.call_id for ex in train}), "val": sorted({ex.call_id for ex in val})}
+    path = Path(adapter_dir) / TRAINING_CALLS
+    path.write_text(json.dumps(doc, indent=0))
     return path
 
 
