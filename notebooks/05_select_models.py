@@ -27,15 +27,11 @@
 from slmlab.config import by_scale, default_run
 
 RUN = default_run()  # run folder shared with notebooks 01-08
-GPU = (
-    "cpu"  # where you fine-tune: "cpu", "T4", "L4", "A10G", "4090", "A100 40GB", "A100 80GB", "H100", "H200"
-)
+TRAIN_GPU = "cpu"  # where you fine-tune: "cpu", "T4", "L4", "A10G", "4090", "A100 40GB/80GB", "H100", "H200"
 MODE = "qlora"  # "qlora" (4-bit base + LoRA), "lora", "full", or "inference" (use zero-shot, no training)
 LICENSES = None  # None = any licence; or e.g. ["permissive"], ["commercial"], ["apache-2.0", "mit"]
 MAX_PARAMS_B = None  # drop candidates above this many billion parameters; None = no cap
-PROMPT_TOKENS = (
-    2048  # prompts are trimmed to this budget before training (PromptBudget); None = logged length
-)
+PROMPT_TOKENS = by_scale(smoke=384, cpu=448, gpu=1024)  # prompt budget in tokens, as in notebooks 06-07
 FALLBACK_TOP = 3  # clusters to rank when notebook 04 marked none as "slm_candidate"
 MEMORY_MODELS = [  # models compared in the memory chart
     "smollm2-135m",
@@ -46,7 +42,6 @@ MEMORY_MODELS = [  # models compared in the memory chart
 ]
 PROBE_MODEL = None  # None = the top-ranked model of the top cluster; or a name like "smollm2-135m"
 PROBE_CALLS = by_scale(smoke=5, cpu=8, gpu=20)  # calls of the top cluster the probe runs on
-PROBE_PROMPT_TOKENS = by_scale(smoke=512, cpu=512, gpu=1024)  # prompt budget of the probe (CPU: small)
 PROBE_MAX_NEW_TOKENS = by_scale(smoke=48, cpu=64, gpu=128)  # generation limit per call
 
 # %% [markdown]
@@ -58,8 +53,8 @@ PROBE_MAX_NEW_TOKENS = by_scale(smoke=48, cpu=64, gpu=128)  # generation limit p
 import polars as pl
 
 from slmlab import select
+from slmlab.runs import RunStore
 from slmlab.runtime.chat_format import PromptBudget
-from slmlab.config import artefact
 
 cands = select.load_candidates(RUN, fallback_top=FALLBACK_TOP)
 print(f"{cands.clusters.height} clusters, chosen by {cands.source}")
@@ -94,7 +89,7 @@ catalog.select(
 # The dashed line is what your GPU can use. The estimate is checked against measured footprints in the tests.
 
 # %%
-gpu = select.get_gpu(GPU)
+gpu = select.get_gpu(TRAIN_GPU)
 memory = select.memory_table(MEMORY_MODELS, ("bf16", "int8", "nf4"), context_tokens=2048, mode="qlora")
 select.plot_memory(memory, gpu)
 
@@ -150,7 +145,7 @@ probe = select.zero_shot_probe(
     top_calls,
     PROBE_MODEL or select.best_model(ranking, top),
     n=PROBE_CALLS,
-    budget=PromptBudget(max_tokens=PROBE_PROMPT_TOKENS),
+    budget=PromptBudget(max_tokens=PROMPT_TOKENS),
     max_new_tokens=PROBE_MAX_NEW_TOKENS,
 )
 select.probe_summary(probe)
@@ -163,8 +158,7 @@ probe.select("logged_action", "generated_action", "tool_match", "json_valid", "g
 # Notebook 06 reads the top-ranked model of each cluster from here.
 
 # %%
-ranking.write_parquet(artefact("ranking", RUN))
-artefact("ranking", RUN)
+RunStore(RUN).write_ranking(ranking)
 
 # %% [markdown]
 # ## What you produced / next notebook

@@ -34,11 +34,12 @@ STEPS = by_scale(smoke=3, cpu=40, gpu=300)  # optimizer steps
 BATCH_ROWS = 1  # packed rows per step (each row holds several calls)
 MAX_LEN = by_scale(smoke=640, cpu=1024, gpu=2048)  # tokens per packed row
 PROMPT_TOKENS = by_scale(smoke=384, cpu=448, gpu=1024)  # prompt budget: system head, tools, latest turns
-MAX_CALLS = by_scale(smoke=16, cpu=100_000, gpu=100_000)  # cap on calls per split (train / val / test)
+MAX_CALLS_PER_SPLIT = by_scale(smoke=16, cpu=100_000, gpu=100_000)  # cap on the cluster's calls per split
 LR = 1e-3  # LoRA learning rate (high: few steps, small model)
 LORA_R = 16  # LoRA rank
 SAVE_EVERY = 20  # checkpoint every N steps; re-running the cell resumes from the last one
 N_SHOW = 3  # held-out calls shown side by side
+TEST_SIZE, VAL_SIZE, SEED = 0.2, 0.1, 0  # the run's one split (made here once; every later step reads it)
 
 # %% [markdown]
 # ## 1. Pick the cluster and the base model
@@ -58,16 +59,20 @@ dict(
 )
 
 # %% [markdown]
-# ## 2. Split by session
-# Whole conversations go to one side, stratified by action; the leakage check fails loudly if a
-# held-out prompt also occurs in training.
+# ## 2. The run's split, made once
+# Whole conversations go to one side, stratified by action, over all curated calls of the run. It is
+# saved (`split.parquet`) and every later step (ICL examples, evaluation, the router, the replay) reads
+# it; this cluster's split is a filter of it. Re-running this cell returns the saved split unchanged.
 
 # %%
 import polars as pl
 
-from slmlab.specialize.splits import check_leakage, split_by_session, split_summary
+from slmlab.runs import RunStore
+from slmlab.specialize.splits import apply_split, check_leakage, make_run_split, split_summary
 
-split = check_leakage(split_by_session(target.calls, test_size=0.2, val_size=0.1, seed=0))
+store = RunStore(RUN)
+run_split = make_run_split(store, test_size=TEST_SIZE, val_size=VAL_SIZE, seed=SEED)
+split = check_leakage(apply_split(target.calls, run_split))
 split_summary(split)
 
 # %% [markdown]
@@ -85,7 +90,7 @@ from slmlab.specialize import build_sft_dataset
 budget = PromptBudget(
     max_system_chars=300, max_message_chars=600, max_turns=6, max_tokens=PROMPT_TOKENS, max_evidence_chars=400
 )
-capped = split.filter(pl.int_range(pl.len()).over("split") < MAX_CALLS)
+capped = split.filter(pl.int_range(pl.len()).over("split") < MAX_CALLS_PER_SPLIT)
 tokenizer = load_tokenizer(target.base_model)
 data = build_sft_dataset(capped, tokenizer, budget, max_len=MAX_LEN, progress=True)
 data.to_frame().group_by("split").agg(pl.len(), pl.col("n_prompt").mean(), pl.col("n_target").mean())
@@ -101,17 +106,19 @@ memory_stats()
 # %% [markdown]
 # ## 5. Train
 # Packed rows, checkpoints every `SAVE_EVERY` steps; if the kernel dies, re-run this cell to resume.
+# The adapter records its provenance (cluster and split fingerprints) and `training_calls.json`, the ids
+# of the calls it saw, so notebook 07 can refuse it for another clustering and prove it scores unseen calls.
 
 # %%
-from slmlab.config import artefact
 from slmlab.specialize import FinetuneConfig, finetune
+from slmlab.specialize.provenance import adapter_provenance
 
-out_dir = artefact("adapters", RUN) / target.adapter_dir
+out_dir = store.adapter_dir(target.cluster)
 config = FinetuneConfig(
     base_model=target.base_model, method=METHOD, r=LORA_R, alpha=2 * LORA_R, lr=LR, max_steps=STEPS, batch_size=BATCH_ROWS,
     max_len=MAX_LEN, save_every=SAVE_EVERY, warmup_steps=min(5, STEPS // 3), output_dir=str(out_dir), cluster_id=target.cluster,
 )  # fmt: skip
-result = finetune(data, config=config)
+result = finetune(data, config=config, provenance=adapter_provenance(store, target.cluster, split))
 dict(
     steps=result.steps,
     train_loss=result.train_loss,
@@ -149,8 +156,9 @@ side_by_side(test, prompts, {"base": base, "tuned": tuned}, max_new_tokens=48)
 
 # %% [markdown]
 # ## What you produced / next notebook
-# - A LoRA adapter in `artefact("adapters", RUN) / "cluster_<id>"` with `slmlab_adapter.json` (data
-#   hash, base model, hyper-parameters, prompt budget, tool list, metrics), its `history.jsonl` and
-#   checkpoints.
+# - The run's split (`split.parquet`): call_id -> train / val / test, read by every later step.
+# - A LoRA adapter in `adapters/cluster_<id>` with `slmlab_adapter.json` (base model, cluster and split
+#   fingerprints, data hash, hyper-parameters, prompt budget, tool list, metrics), `training_calls.json`
+#   (the ids of its training and validation calls), its `history.jsonl` and checkpoints.
 # - Next: **07_evaluate_route** scores the tuned model against the LLM on the held-out sessions and
 #   decides which clusters to route to it.

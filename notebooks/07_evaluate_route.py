@@ -35,7 +35,7 @@ ICL = "similar"  # "similar" (nearest prompts) or "random" examples
 N_EVAL = by_scale(smoke=4, cpu=24, gpu=100)  # held-out calls per cluster (CPU: few, generation is slow)
 MAX_CLUSTERS = by_scale(smoke=2, cpu=1, gpu=None)  # clusters evaluated, tuned first (CPU: ~3 min each)
 MAX_NEW_TOKENS = by_scale(smoke=32, cpu=128, gpu=128)  # generation budget: tool calls ~30-60, plans ~90
-MAX_PROMPT_TOKENS = by_scale(smoke=512, cpu=512, gpu=1024)  # prompt budget when no adapter records its own
+PROMPT_TOKENS = by_scale(smoke=384, cpu=448, gpu=1024)  # prompt budget when no adapter records its own
 EMBEDDER = by_scale(smoke="tfidf", cpu="auto", gpu="auto")  # ICL + text similarity ("auto": MiniLM)
 SWAP_AT = by_scale(smoke=0.0, cpu=0.9, gpu=0.9)  # swap a cluster at this agreement (smoke: all)
 MIN_EVAL = by_scale(smoke=4, cpu=20, gpu=20)  # fewer evaluated calls than this -> "needs more data"
@@ -45,20 +45,21 @@ SLM_COST_PER_MTOK = None  # USD per million SLM tokens for the replay; None leav
 SEED = 0
 
 # %% [markdown]
-# ## 1. Inputs: clustered calls, labels and adapters
-# The labeller's merges, splits and statuses (notebook 04) are applied; `split_by_session` gives the
-# same session-level split that fine-tuning used, and the leakage check fails loudly if it leaks.
+# ## 1. Inputs: clustered calls, labels, the run's split and adapters
+# The labeller's merges, splits and statuses (notebook 04) are applied and the run's saved split (made
+# once in notebook 06) is joined: nothing re-splits. An adapter made for another clustering or split is
+# refused, and no call an adapter trained on is ever scored with it.
 
 # %%
 import polars as pl
 
 from slmlab import evaluate, route
+from slmlab.runs import RunStore
 from slmlab.runtime.chat_format import PromptBudget
-from slmlab.config import artefact
-from slmlab.specialize.splits import check_leakage, split_by_session
 
-calls, clusters, adapters = evaluate.load_step_inputs(RUN)
-calls = check_leakage(split_by_session(calls, seed=SEED))
+store = RunStore(RUN)
+inputs = evaluate.load_step_inputs(store)
+calls, clusters, adapters = inputs.calls, inputs.clusters, inputs.adapters
 print(f"{calls.height} calls, accepted clusters: {evaluate.accepted_clusters(clusters, calls)}")
 print(
     f"adapters for clusters: {sorted(adapters)}; ARI of clusters vs task tags: {evaluate.cluster_task_ari(calls)}"
@@ -72,8 +73,8 @@ print(
 # %%
 scores = evaluate.run_experiments(
     calls, clusters, MODELS, adapters, experiments=EXPERIMENTS, k_icl=K_ICL, icl=ICL, n_eval=N_EVAL,
-    budget=PromptBudget(max_tokens=MAX_PROMPT_TOKENS), max_new_tokens=MAX_NEW_TOKENS, embedder=EMBEDDER,
-    seed=SEED, max_clusters=MAX_CLUSTERS,
+    budget=PromptBudget(max_tokens=PROMPT_TOKENS), max_new_tokens=MAX_NEW_TOKENS, embedder=EMBEDDER,
+    seed=SEED, max_clusters=MAX_CLUSTERS, split_fingerprint=inputs.split_fingerprint,
 )  # fmt: skip
 scores.select(
     "call_id", "cluster", "experiment", "ref_action", "pred_action", "agreement", "latency_ms"
@@ -102,14 +103,14 @@ verdicts  # noqa: B018
 # %%
 train = calls.filter(pl.col("split") == "train")
 router = route.ClusterRouter(method=ROUTER_METHOD, routes=verdicts).fit(train)
-router.save(artefact("router", RUN))
+router.save(store.router_dir())
 print(f"router threshold {router.threshold:.3f}; routes:")
 router.routes  # noqa: B018
 
 # %% [markdown]
 # ## 5. Replay and threshold sweep
-# Held-out calls through the router: quality (agreement with the LLM; calls kept on the LLM agree by
-# definition) against the share of calls kept on the LLM, with the random router as the baseline.
+# Held-out (test-split) calls through the router: quality (agreement with the LLM; calls kept on the LLM
+# agree by definition) against the share of calls kept on the LLM, with the random router as the baseline.
 
 # %%
 evaluated = calls.filter(pl.col("call_id").is_in(scores["call_id"].implode()))
@@ -122,19 +123,18 @@ route.call_share_for_quality(sweep, [0.5, 0.8, 0.95])
 route.plot_quality_vs_llm_share(sweep, random_sweep)
 
 # %%
-replay = route.replay(calls, router, scores, slm_cost_per_mtok=SLM_COST_PER_MTOK)
+held_out = calls.filter(pl.col("split") == "test")
+replay = route.replay(held_out, router, scores, slm_cost_per_mtok=SLM_COST_PER_MTOK)
 replay.group_by("routed_to").agg(pl.len(), pl.col("agreement").mean(), pl.col("measured").mean())
 
 # %% [markdown]
 # ## 6. Save
 
 # %%
-scores.write_parquet(artefact("eval", RUN))
-replay.write_parquet(artefact("replay", RUN))
-print(artefact("eval", RUN), artefact("replay", RUN), artefact("router", RUN), sep="\n")
+print(store.write_scores(scores), store.record("router")["file"], store.write_replay(replay), sep="\n")
 
 # %% [markdown]
 # ## What you produced
 # `eval.parquet` (per-call scores of every experiment), `router/` (the fitted router: `router.json` +
-# `state.npz`, loadable with `slmlab.route.load_router` in any process) and `replay.parquet` (every call
-# routed, with its measured agreement). Next: `08_savings_iterate` prices the swap.
+# `state.npz`, loadable with `slmlab.route.load_router` in any process) and `replay.parquet` (every held-out
+# call routed, with its measured agreement). Next: `08_savings_iterate` prices the swap.

@@ -26,27 +26,30 @@
 from slmlab.config import default_run, is_smoke
 
 RUN = default_run()  # run folder shared with notebooks 01-07
-GPU = "L4 24GB"  # the GPU that serves the SLMs (a name for the plots)
+SERVE_GPU = "L4 24GB"  # the GPU that serves the SLMs (a name for the plots)
 GPU_USD_PER_HOUR = 0.80  # on-demand list price of that GPU
 UTILIZATION = 0.5  # share of the GPU's time that is busy: 0.2 means every token costs 5x
 PREFILL_TOK_S = 20000  # prompt tokens/s at the serving batch size (vLLM, 1B model, L4)
 DECODE_TOK_S = 2000  # generated tokens/s summed over the batch
 SLM_PARAMS_B = 0.135  # active parameters of the served SLM, billions (energy estimate)
 ENGINEERING_USD_MONTH = 200.0  # fixed monthly cost of running the SLM stack
-CALLS_PER_MONTH = None  # None: the rate observed in the logs' timestamps
+CALLS_PER_MONTH = None  # None: the whole log's observed rate (the replay holds the test split only)
 NEW_LOG_CALLS = 300 if is_smoke() else 1500  # size of "next month's" logs for the drift check
 
 # %% [markdown]
 # ## 1. Which calls move to a small model
-# The replay of notebook 07 routed every held-out call to the SLM or kept it on the LLM.
+# The replay of notebook 07 routed every held-out (test-split) call to the SLM or kept it on the LLM;
+# the savings are scaled to the whole log's monthly volume.
 
 # %%
 import polars as pl
 
-from slmlab import savings
+from slmlab import route, savings
 from slmlab.collect.pricing import load_prices
 
 replay = savings.load_routed_calls(RUN)
+volume = CALLS_PER_MONTH or route.observed_calls_per_month(RUN)
+print(f"{replay.height} held-out calls replayed; monthly volume: {volume or 'not known (one month assumed)'}")
 replay.group_by("routed_to").len()
 
 # %% [markdown]
@@ -57,7 +60,7 @@ replay.group_by("routed_to").len()
 # %%
 prices = load_prices()
 spec = savings.SelfHostedSLM(
-    gpu=GPU, usd_per_hour=GPU_USD_PER_HOUR, utilization=UTILIZATION, prefill_tok_s=PREFILL_TOK_S,
+    gpu=SERVE_GPU, usd_per_hour=GPU_USD_PER_HOUR, utilization=UTILIZATION, prefill_tok_s=PREFILL_TOK_S,
     decode_tok_s=DECODE_TOK_S, params_b=SLM_PARAMS_B, engineering_usd_month=ENGINEERING_USD_MONTH,
 )  # fmt: skip
 prices.head(8)
@@ -69,7 +72,7 @@ savings.utilization_table(spec, input_tokens=2700, output_tokens=40)
 # ## 3. Savings: total, per cluster, per agent
 
 # %%
-result = savings.compute_savings(replay, spec, prices, calls_per_month=CALLS_PER_MONTH)
+result = savings.compute_savings(replay, spec, prices, calls_per_month=volume)
 pl.DataFrame([result.total]).transpose(include_header=True, column_names=["value"])
 
 # %%
@@ -88,19 +91,20 @@ savings.plot_break_even(savings.break_even_curve(result, spec), result)
 # %%
 dashboard = savings.SavingsDashboard(
     replay, clusters=sorted(replay["cluster"].unique().to_list()), spec=spec, prices=prices,
-    swap_clusters=savings.swapped_clusters(replay), calls_per_month=CALLS_PER_MONTH,
+    swap_clusters=savings.swapped_clusters(replay), calls_per_month=volume,
 )  # fmt: skip
 dashboard.widget
 
 # %% [markdown]
 # ## 5. Iterate: next month's logs
-# New logs are assigned to the existing clusters; calls far from every centroid, new prompt templates
-# and new tools signal drift, and the clusters that drifted are listed for re-training.
+# The run's latest sessions play next month's logs and are assigned to the existing clusters; calls far
+# from every centroid, new prompt templates and new tools signal drift, and the clusters that drifted are
+# listed for re-training.
 
 # %%
 from slmlab import iterate
 
-drift = iterate.drift_on_new_demo_logs(RUN, n_calls=NEW_LOG_CALLS, seed=1)
+drift = iterate.drift_on_latest_sessions(RUN, n_calls=NEW_LOG_CALLS, seed=1)
 drift.summary
 
 # %%

@@ -123,41 +123,6 @@ def require(module: str, extra: str) -> ModuleType:
         ) from exc
 
 
-# Files each step writes into a run folder (`run_dir(run)`); notebooks and `slmlab run` share them, so a
-# later step reads what an earlier one wrote instead of recomputing it.
-ARTEFACTS = {
-    "calls": "calls.parquet",  # 01 collect: canonical call table
-    "quarantine": "quarantine.jsonl",  # 01 collect: malformed records
-    "curated": "curated.parquet",  # 02 curate: redacted, filtered call table
-    "audit": "audit.parquet",  # 02 curate: what was redacted, by which rule
-    "clustered": "clustered.parquet",  # 03 cluster: curated calls + `cluster` column
-    "clusters": "clusters.parquet",  # 03 cluster: cluster table (schema.CLUSTER_SCHEMA)
-    "labels": "labels.json",  # 04 label: LabelSession state
-    "ranking": "ranking.parquet",  # 05 select: candidate SLMs per cluster
-    "adapters": "adapters",  # 06 specialize: one LoRA adapter folder per cluster
-    "eval": "eval.parquet",  # 07 evaluate: per-call scores
-    "router": "router",  # 07 route: fitted router
-    "replay": "replay.parquet",  # 07 route: logged calls replayed through the router
-    "savings": "savings.parquet",  # 08 savings: per-call costs before/after
-    "savings_total": "savings.json",  # 08 savings: totals, break-even and assumptions
-    "report": "report.html",  # slmlab run: the HTML report
-}
-
-
 def default_run() -> str:
     """The run name notebooks use: `SLMLAB_RUN` (set by `slmlab run`), else "demo"."""
     return os.environ.get("SLMLAB_RUN", "demo")
-
-
-def run_dir(run: str = "demo") -> Path:
-    """The folder of one run's artefacts, `SLMLAB_HOME/runs/<run>`."""
-    path = home_dir() / "runs" / run
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def artefact(name: str, run: str = "demo") -> Path:
-    """Path of a named artefact (see `ARTEFACTS`) in a run folder."""
-    if name not in ARTEFACTS:
-        raise KeyError(f"unknown artefact {name!r}; known: {', '.join(ARTEFACTS)}")
-    return run_dir(run) / ARTEFACTS[name]

@@ -78,6 +78,30 @@ REPLAY_SCHEMA: dict[str, pl.DataType | None] = {
 SAVINGS_SCHEMA: dict[str, pl.DataType | None] = {"call_id": pl.String()}
 
 
+def conform_clusters(df: pl.DataFrame) -> pl.DataFrame:
+    """A cluster table with every `CLUSTER_SCHEMA` column: missing ones get neutral defaults (name
+    "cluster N", status "unreviewed", empty lists and template), present ones are cast.
+
+    Example:
+        >>> conform_clusters(pl.DataFrame({"cluster": [0]})).row(0, named=True)["status"]
+        'unreviewed'
+    """
+    if "cluster" not in df.columns:
+        raise SchemaError("a cluster table needs a 'cluster' column (see slmlab.schema.CLUSTER_SCHEMA)")
+    defaults = {
+        "name": pl.format("cluster {}", pl.col("cluster")),
+        "status": pl.lit("unreviewed"),
+        "keywords": pl.lit([], dtype=pl.List(pl.String())),
+        "exemplars": pl.lit([], dtype=pl.List(pl.String())),
+        "template": pl.lit(""),
+    }
+    cols = [
+        (pl.col(n) if n in df.columns else defaults.get(n, pl.lit(None))).cast(t).alias(n)
+        for n, t in CLUSTER_SCHEMA.items()
+    ]
+    return df.select(cols + [c for c in df.columns if c not in CLUSTER_SCHEMA])
+
+
 @dataclass(frozen=True)
 class ArtefactSpec:
     """What one artefact is: file name, the notebook that writes it, what it is made from, its schema."""
@@ -96,15 +120,33 @@ _SPECS = (
     ArtefactSpec("curated", "curated.parquet", "02_curate_calls", ("calls",), CALL_SCHEMA, "redacted calls"),
     ArtefactSpec("audit", "audit.parquet", "02_curate_calls", ("calls",), None, "what was redacted, by rule"),
     ArtefactSpec(
-        "clustered", "clustered.parquet", "03_cluster_tasks", ("curated",), CLUSTERED_SCHEMA, "calls + cluster"
+        "clustered",
+        "clustered.parquet",
+        "03_cluster_tasks",
+        ("curated",),
+        CLUSTERED_SCHEMA,
+        "calls + cluster",
     ),
-    ArtefactSpec("clusters", "clusters.parquet", "03_cluster_tasks", ("curated",), CLUSTER_SCHEMA, "clusters"),
-    ArtefactSpec("labels", "labels.json", "04_label_clusters", ("clustered", "clusters"), None, "labeller state"),
     ArtefactSpec(
-        "ranking", "ranking.parquet", "05_select_models", ("clusters", "labels"), RANKING_SCHEMA, "SLM ranking"
+        "clusters", "clusters.parquet", "03_cluster_tasks", ("curated",), CLUSTER_SCHEMA, "clusters"
     ),
-    ArtefactSpec("split", "split.parquet", "06_specialize_model", ("curated",), SPLIT_SCHEMA, "the saved split"),
-    ArtefactSpec("adapters", "adapters", "06_specialize_model", ("split",), None, "one LoRA folder per cluster"),
+    ArtefactSpec(
+        "labels", "labels.json", "04_label_clusters", ("clustered", "clusters"), None, "labeller state"
+    ),
+    ArtefactSpec(
+        "ranking",
+        "ranking.parquet",
+        "05_select_models",
+        ("clusters", "labels"),
+        RANKING_SCHEMA,
+        "SLM ranking",
+    ),
+    ArtefactSpec(
+        "split", "split.parquet", "06_specialize_model", ("curated",), SPLIT_SCHEMA, "the saved split"
+    ),
+    ArtefactSpec(
+        "adapters", "adapters", "06_specialize_model", ("split",), None, "one LoRA folder per cluster"
+    ),
     ArtefactSpec(
         "scores",
         "eval.parquet",
@@ -117,7 +159,9 @@ _SPECS = (
     ArtefactSpec(
         "replay", "replay.parquet", "07_evaluate_route", ("router", "scores"), REPLAY_SCHEMA, "routed replay"
     ),
-    ArtefactSpec("savings", "savings.parquet", "08_savings_iterate", ("replay",), SAVINGS_SCHEMA, "costs per call"),
+    ArtefactSpec(
+        "savings", "savings.parquet", "08_savings_iterate", ("replay",), SAVINGS_SCHEMA, "costs per call"
+    ),
     ArtefactSpec("savings_total", "savings.json", "08_savings_iterate", ("replay",), None, "savings totals"),
     ArtefactSpec("report", "report.html", "slmlab run", (), None, "the HTML report"),
 )
@@ -178,7 +222,9 @@ def check_schema(df: pl.DataFrame, schema: dict[str, Any], where: str) -> pl.Dat
     if missing:
         raise SchemaError(f"{where}: missing column(s) {missing}; it was not written by this slmlab version")
     wrong = [
-        f"{c} is {df.schema[c]}, expected {t}" for c, t in schema.items() if t is not None and df.schema[c] != t
+        f"{c} is {df.schema[c]}, expected {t}"
+        for c, t in schema.items()
+        if t is not None and df.schema[c] != t
     ]
     if wrong:
         raise SchemaError(f"{where}: {'; '.join(wrong)}")
@@ -203,7 +249,9 @@ class RunStore:
 
     def __init__(self, run: str | os.PathLike | None = None) -> None:
         run = default_run() if run is None else run
-        self.root = Path(run) if ("/" in str(run) or isinstance(run, Path)) else home_dir() / "runs" / str(run)
+        self.root = (
+            Path(run) if ("/" in str(run) or isinstance(run, Path)) else home_dir() / "runs" / str(run)
+        )
         self.root.mkdir(parents=True, exist_ok=True)
         self.run = self.root.name
 
@@ -278,7 +326,9 @@ class RunStore:
         """The artefact's path after checking it exists and is fresh (else a one-line error naming the step)."""
         path = self.path(name)
         if not path.exists():
-            raise MissingArtefactError(f"{path} is missing: run notebook {_spec(name).step} for this run first")
+            raise MissingArtefactError(
+                f"{path} is missing: run notebook {_spec(name).step} for this run first"
+            )
         self.check_fresh(name)
         return path
 
@@ -301,7 +351,9 @@ class RunStore:
         has its fixed schema."""
         path = self.require(name) if check else self.path(name)
         if not path.exists():
-            raise MissingArtefactError(f"{path} is missing: run notebook {_spec(name).step} for this run first")
+            raise MissingArtefactError(
+                f"{path} is missing: run notebook {_spec(name).step} for this run first"
+            )
         df = pl.read_parquet(path, n_rows=n_rows)
         spec = _spec(name)
         return check_schema(df, spec.schema, str(path)) if spec.schema is not None else df
@@ -439,6 +491,7 @@ __all__ = [
     "SPLIT_SCHEMA",
     "StaleArtefactError",
     "check_schema",
+    "conform_clusters",
     "file_fingerprint",
     "folder_fingerprint",
     "ids_fingerprint",

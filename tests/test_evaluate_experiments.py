@@ -10,18 +10,17 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from slmlab.runtime.chat_format import PromptBudget
 from slmlab.evaluate import (
     accepted_clusters,
     build_prompt,
     cluster_task_ari,
     clusters_from_task_label,
     plot_experiment_heatmap,
-    prompt_text,
     run_experiments,
     summarize_scores,
     verdicts,
 )
+from slmlab.runtime.chat_format import PromptBudget, recent_turns_text
 from slmlab.runtime.generate import OpenAICompatibleGenerator
 from slmlab.schema import action_expr, conform
 
@@ -76,7 +75,7 @@ def test_prompt_text_reads_latest_turns_only():
         },
         {"role": "tool", "name": "get_user_details", "content": "{...}"},
     ]
-    assert prompt_text(json.dumps(msgs)) == "assistant: calls get_user_details\ntool get_user_details: {...}"
+    assert recent_turns_text(json.dumps(msgs)) == "assistant: calls get_user_details\ntool get_user_details: {...}"
 
 
 def test_build_prompt_puts_examples_before_the_conversation():

@@ -37,17 +37,17 @@ def test_export_without_router_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_bundle_round_trip_in_a_fresh_process(tmp_path, monkeypatch):
     monkeypatch.setenv("SLMLAB_HOME", str(tmp_path / "home"))
-    from slmlab.config import artefact
+    from slmlab.runs import RunStore
     from slmlab.runtime.models import LoadSpec, load_causal_lm
     from slmlab.route import ClusterRouter
 
     ClusterRouter(threshold=0.1).fit(_calls(), routes={0: "adapters/cluster_0"}).save(
-        artefact("router", "exp")
+        RunStore("exp").router_dir()
     )
     peft = pytest.importorskip("peft")
     model, _ = load_causal_lm("smollm2-135m", LoadSpec(device="cpu"))
     lora = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    adapter_dir = artefact("adapters", "exp") / "cluster_0"
+    adapter_dir = RunStore("exp").adapter_dir(0)
     lora.save_pretrained(adapter_dir)
     (adapter_dir / "slmlab_adapter.json").write_text(json.dumps({"base_model": "smollm2-135m", "cluster": 0}))
 

@@ -132,20 +132,35 @@ def test_dashboard_headless():
 
 def _run_with_merged_labels(tmp_path, monkeypatch, with_replay: bool):
     """A run folder whose labeller merged cluster 1 into 0 and accepted 0; optionally a notebook-07 replay."""
-    from slmlab.config import artefact
     from slmlab.label import LabelSession
+    from slmlab.runs import RunStore, conform_clusters
+    from slmlab.schema import conform
 
     monkeypatch.setenv("SLMLAB_HOME", str(tmp_path))
-    calls = _calls().with_columns(pl.Series("cluster", [0, 1, 2, 2]))
-    calls.write_parquet(artefact("clustered", "t"))
-    session = LabelSession(pl.DataFrame({"cluster": [0, 1, 2]}), calls)
+    store = RunStore("t")
+    calls = conform(_calls().with_columns(pl.lit("s").alias("session_id"))).with_columns(
+        pl.Series("cluster", [0, 1, 2, 2], dtype=pl.Int32)
+    )
+    store.write_clustered(calls)
+    store.write_clusters(conform_clusters(pl.DataFrame({"cluster": [0, 1, 2], "size": [1, 1, 2]})))
+    session = LabelSession(store.read_clusters(), calls)
     session.merge([0, 1], into=0)
     session.set_status(0, "slm_candidate")
-    session.save(artefact("labels", "t"))
+    session.save(store.labels_path())
     if with_replay:
-        pl.DataFrame(
-            {"call_id": ["c0", "c1", "c2"], "routed_to": ["slm", "slm", "llm"], "agreement": [1.0, 0.5, None]}
-        ).write_parquet(artefact("replay", "t"))
+        store.write_replay(
+            pl.DataFrame(
+                {
+                    "call_id": ["c0", "c1", "c2"],
+                    "route_cluster": [0, 0, -1],
+                    "routed_to": ["slm", "slm", "llm"],
+                    "agreement": [1.0, 0.5, None],
+                    "measured": [True, True, True],
+                    "llm_cost_usd": [0.01] * 3,
+                    "replay_cost_usd": [None, None, 0.01],
+                }
+            )
+        )
 
 
 @pytest.mark.parametrize("with_replay", [False, True])
@@ -153,18 +168,19 @@ def test_load_routed_calls_uses_the_labellers_cluster_ids(tmp_path, monkeypatch,
     from slmlab.savings import load_routed_calls
 
     _run_with_merged_labels(tmp_path, monkeypatch, with_replay)
+    if not with_replay:  # no "after" figure without a measured replay: the error names notebook 07
+        with pytest.raises(FileNotFoundError, match="run notebook 07_evaluate_route"):
+            load_routed_calls("t")
+        return
     routed = load_routed_calls("t").sort("call_id")
     assert routed["cluster"].to_list()[:3] == [0, 0, 2]  # c1 was merged into 0, as notebook 07 saw it
-    if with_replay:
-        assert routed.height == 3 and routed["routed_to"].to_list() == ["slm", "slm", "llm"]
-        assert routed["agreement"].to_list()[:2] == [1.0, 0.5]
-    else:
-        assert routed["routed_to"].to_list() == ["slm", "slm", "llm", "llm"]
+    assert routed.height == 3 and routed["routed_to"].to_list() == ["slm", "slm", "llm"]
+    assert routed["agreement"].to_list()[:2] == [1.0, 0.5]
 
 
 def test_load_routed_calls_names_the_missing_step(tmp_path, monkeypatch):
     from slmlab.savings import load_routed_calls
 
     monkeypatch.setenv("SLMLAB_HOME", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="run notebooks 01-03"):
+    with pytest.raises(FileNotFoundError, match="run notebook 07_evaluate_route"):
         load_routed_calls("empty")

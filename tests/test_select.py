@@ -345,19 +345,23 @@ def test_ranking_filters_by_memory_licence_tools_and_size(clusters):
 
 
 # -------------------------------------------------------------------------------------------- candidates
-def test_load_candidates_prefers_labels_then_suitability(clusters):
-    from slmlab.config import artefact
+def test_load_candidates_prefers_labels_then_suitability(clusters, tmp_path, monkeypatch):
     from slmlab.label import LabelSession
+    from slmlab.runs import RunStore, conform_clusters
+    from slmlab.schema import conform
 
+    monkeypatch.setenv("SLMLAB_HOME", str(tmp_path))
     run = "test-select-candidates"
-    for name in ("labels", "clustered"):
-        artefact(name, run).unlink(missing_ok=True)
-    clusters.write_parquet(artefact("clusters", run))
+    store = RunStore(run)
+    ids = clusters.get_column("cluster").to_list()
+    calls = pl.DataFrame({"call_id": [f"c{c}" for c in ids], "session_id": ["s"] * len(ids)})
+    store.write_clustered(conform(calls).with_columns(pl.Series("cluster", ids, dtype=pl.Int32)))
+    store.write_clusters(conform_clusters(clusters.with_columns(pl.lit(1).alias("size"))))
     cands = load_candidates(run, fallback_top=2)
     assert cands.source == "suitability" and cands.clusters.get_column("cluster").to_list() == [0, 1]
-    session = LabelSession(clusters)
+    session = LabelSession(store.read_clusters(), store.read_clustered())
     session.set_status(2, "slm_candidate")
-    session.save(artefact("labels", run))
+    session.save(store.labels_path())
     cands = load_candidates(run)
     assert cands.source == "labels" and cands.clusters.get_column("cluster").to_list() == [2]
 

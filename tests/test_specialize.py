@@ -312,25 +312,30 @@ def test_evidence_note_lists_calls_made_and_the_ids_not_used_yet():
     assert "KA7I60" not in evidence_note(dropped, [], 90)
 
 
-def test_pick_targets_prefers_largest_tool_cluster_and_ranked_model():
-    from slmlab.config import artefact
+def test_pick_targets_prefers_largest_tool_cluster_and_ranked_model(tmp_path, monkeypatch):
+    from slmlab.runs import RunStore, conform_clusters
+    from slmlab.schema import conform
     from slmlab.specialize import pick_targets
 
+    monkeypatch.setenv("SLMLAB_HOME", str(tmp_path))
     run = "test-specialize-targets"
-    calls = _calls().with_columns(
+    store = RunStore(run)
+    calls = conform(_calls()).with_columns(
         pl.when(pl.col("tool_name").is_null()).then(0).otherwise(1).cast(pl.Int32).alias("cluster")
     )
-    calls.write_parquet(artefact("clustered", run))
+    store.write_clustered(calls)
+    sizes = calls.group_by("cluster").len("size").with_columns(pl.lit(0.5).alias("suitability"))
+    store.write_clusters(conform_clusters(sizes))
     target = pick_targets(run)[0]
-    assert target.cluster == 1 and target.adapter_dir == "cluster_1"
+    assert target.cluster == 1 and store.adapter_dir(target.cluster).name == "cluster_1"
     # the ranking may name the bundled model by hub id; both resolve to the same bundled weights
     from slmlab.runtime.models import resolve_model
 
     assert resolve_model(target.base_model) == resolve_model("smollm2-135m")
     assert target.calls.height == 12 and target.calls["tool_name"].null_count() == 0
-    pl.DataFrame(
-        {"cluster": [1], "rank": [1], "hub_id": ["HuggingFaceTB/SmolLM2-135M-Instruct"]}
-    ).write_parquet(artefact("ranking", run))
+    store.write_ranking(
+        pl.DataFrame({"cluster": [1], "rank": [1], "hub_id": ["HuggingFaceTB/SmolLM2-135M-Instruct"], "score": [1.0]})
+    )
     assert pick_targets(run)[0].base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert [t.cluster for t in pick_targets(run, clusters=[0, 1], base_model="x")] == [0, 1]
 

@@ -14,6 +14,7 @@ Usage:
 from slmlab.evaluate.experiments import (
     EXPERIMENTS,
     VERDICTS,
+    StepInputs,
     accepted_clusters,
     adapter_base_model,
     build_prompt,
@@ -22,7 +23,6 @@ from slmlab.evaluate.experiments import (
     find_adapters,
     load_step_inputs,
     plot_experiment_heatmap,
-    prompt_text,
     run_experiments,
     verdicts,
 )
@@ -57,10 +57,10 @@ __all__ = [
     "cluster_task_ari",
     "clusters_from_task_label",
     "find_adapters",
+    "StepInputs",
     "load_step_inputs",
     "normalize_json",
     "plot_experiment_heatmap",
-    "prompt_text",
     "run_experiments",
     "schema_valid",
     "score_calls",

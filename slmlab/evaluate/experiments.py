@@ -19,6 +19,7 @@ import gc
 import json
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,19 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
+from slmlab.evaluate.metrics import score_calls, text_vectors
+from slmlab.runs import RunStore
 from slmlab.runtime.chat_format import (
     PromptBudget,
     count_prompt_tokens,
     fit_messages,
+    recent_turns_text,
     render_target,
     tools_from_calls,
 )
-from slmlab.evaluate.metrics import score_calls, text_vectors
 from slmlab.runtime.generate import Generator
-from slmlab.schema import message_text, parse_messages, parse_tool_calls
+from slmlab.schema import parse_messages, parse_tool_calls
+from slmlab.specialize.provenance import assert_not_trained_on, check_adapter
 
 EXPERIMENTS = ("base", "icl", "tuned")
 VERDICTS = ("swap", "keep_llm", "needs_more_data")
@@ -47,30 +51,6 @@ VERDICTS = ("swap", "keep_llm", "needs_more_data")
 def call_tools(tools_json: str | None, fallback: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
     """The tool schemas of a call: the logged ones, else `fallback` (inferred from the log's tool calls)."""
     return json.loads(tools_json) if tools_json else fallback
-
-
-def prompt_text(messages_json: str | None, last: int = 2, max_chars: int = 1000) -> str:
-    """Prompt-only text that decides the next action: the latest `last` non-system messages, role-tagged.
-
-    Used for ICL example retrieval and by the router; never looks at the response.
-
-    Example:
-        >>> prompt_text('[{"role": "system", "content": "policy"}, {"role": "user", "content": "cancel my trip"}]')
-        'user: cancel my trip'
-    """
-    msgs = [m for m in parse_messages(messages_json) if m.get("role") != "system"][-last:]
-    parts = []
-    for m in msgs:
-        text = message_text(m)
-        if m.get("tool_calls"):
-            names = [(c.get("function") or c).get("name") for c in m["tool_calls"]]
-            text = (text + " " if text else "") + "calls " + " ".join(str(n) for n in names)
-        role = m.get("role", "user")
-        if role == "tool" and m.get("name"):
-            role = f"tool {m['name']}"
-        parts.append(f"{role}: {text}")
-    out = "\n".join(parts)
-    return out if len(out) <= max_chars else out[: max_chars // 2] + " … " + out[-max_chars // 2 :]
 
 
 def build_prompt(
@@ -96,7 +76,7 @@ def build_prompt(
     shots: list[dict[str, str]] = []
     for ex in examples:
         target = render_target(ex.get("response_text"), parse_tool_calls(ex.get("response_tool_calls")))
-        shots.append({"role": "user", "content": prompt_text(ex["messages"], max_chars=example_chars)})
+        shots.append({"role": "user", "content": recent_turns_text(ex["messages"], max_chars=example_chars)})
         shots.append({"role": "assistant", "content": target})
     head = [
         {"role": "system", "content": base[0]["content"] + "\n\nExamples of earlier, similar turns follow."}
@@ -121,8 +101,8 @@ def _select_examples(
         return [rng.sample(train_rows, min(k, len(train_rows))) for _ in range(test.height)]
     if how != "similar":
         raise ValueError(f"icl must be 'similar' or 'random', not {how!r}")
-    train_text = [prompt_text(m) for m in train.get_column("messages").to_list()]
-    test_text = [prompt_text(m) for m in test.get_column("messages").to_list()]
+    train_text = [recent_turns_text(m) for m in train.get_column("messages").to_list()]
+    test_text = [recent_turns_text(m) for m in test.get_column("messages").to_list()]
     vecs = text_vectors(train_text + test_text, embedder)
     sims = vecs[len(train_text) :] @ vecs[: len(train_text)].T
     order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
@@ -190,13 +170,15 @@ def accepted_clusters(clusters: pl.DataFrame | Sequence[int] | None, calls: pl.D
     return sorted(int(c) for c in clusters)
 
 
-def _ensure_split(calls: pl.DataFrame, seed: int) -> pl.DataFrame:
-    from slmlab.specialize.splits import check_leakage, split_by_session
+def _require_split(calls: pl.DataFrame) -> pl.DataFrame:
+    from slmlab.specialize.splits import check_leakage
 
     if "split" not in calls.columns:
-        calls = split_by_session(calls, seed=seed)
-    check_leakage(calls)
-    return calls
+        raise ValueError(
+            "the calls have no `split` column: join the run's saved split first "
+            "(`slmlab.specialize.splits.apply_split(calls, RunStore(run).read_split())`); evaluation never re-splits"
+        )
+    return check_leakage(calls)
 
 
 def adapter_base_model(adapter_dir: str | Path) -> str | None:
@@ -263,22 +245,38 @@ def find_adapters(folder: str | Path) -> dict[int, Path]:
     return out
 
 
-def load_step_inputs(run: str = "demo") -> tuple[pl.DataFrame, pl.DataFrame | None, dict[int, Path]]:
-    """What notebook 07 needs from steps 3-6: clustered calls (labels applied), cluster table, adapters.
+@dataclass(frozen=True)
+class StepInputs:
+    """What notebook 07 needs from steps 3-6 of a run.
 
-    The labeller's merges and splits (`artefact("labels")`, a `LabelSession`) are applied to the calls and
-    its cluster table (with each cluster's status) is returned; without labels, step 3's cluster table.
+    Attributes:
+        calls: the clustered calls with the labeller's merges applied and the run's saved split joined.
+        clusters: the labeller's cluster table (with statuses), else step 3's.
+        adapters: cluster id -> adapter folder (each is checked against `split_fingerprint` when used).
+        split_fingerprint: the fingerprint of the run's split, which every adapter must have trained on.
     """
-    from slmlab.config import artefact
-    from slmlab.label.session import load_labelled_calls
 
-    calls, session = load_labelled_calls(run)
-    if session is not None:
-        clusters = session.clusters
-    else:
-        clusters_path = artefact("clusters", run)
-        clusters = pl.read_parquet(clusters_path) if clusters_path.exists() else None
-    return calls, clusters, find_adapters(artefact("adapters", run))
+    calls: pl.DataFrame
+    clusters: pl.DataFrame
+    adapters: dict[int, Path]
+    split_fingerprint: str
+
+
+def load_step_inputs(run: str | RunStore = "demo") -> StepInputs:
+    """Read a run's labelled calls, the saved split (made by notebook 06; nothing re-splits), the cluster
+    table and the adapters.
+
+    Raises:
+        slmlab.runs.MissingArtefactError: the split or the clustered calls are missing (names the notebook).
+        slmlab.specialize.splits.LeakageError: the split leaks (a session on both sides).
+    """
+    from slmlab.label import load_labelled_clusters
+    from slmlab.specialize.splits import apply_split
+
+    store = run if isinstance(run, RunStore) else RunStore(run)
+    calls, clusters = load_labelled_clusters(store)
+    calls = _require_split(apply_split(calls, store.read_split()))
+    return StepInputs(calls, clusters, find_adapters(store.adapters_dir()), store.split_fingerprint())
 
 
 # ---------------------------------------------------------------- the matrix
@@ -303,12 +301,13 @@ def run_experiments(
     int8: bool = False,
     progress: bool = True,
     max_clusters: int | None = None,
+    split_fingerprint: str | None = None,
 ) -> pl.DataFrame:
     """Generate and score every accepted cluster x model x experiment on held-out calls.
 
     Args:
-        calls: call table with `cluster` (and ideally `split` from `slmlab.specialize.splits.split_by_session`; it is
-            created when missing). Leakage between train and test raises `LeakageError`.
+        calls: call table with `cluster` and the run's saved `split` (`slmlab.specialize.splits.apply_split`;
+            a table without one is refused: nothing re-splits). Leakage raises `LeakageError`.
         clusters: cluster table (rows with status "slm_candidate" are evaluated), ids, or None for all.
         models: model references for `TransformersGenerator`, or `Generator` objects (an endpoint).
         adapters: cluster id -> LoRA adapter folder, for the "tuned" experiment (a cluster without one, or
@@ -325,6 +324,9 @@ def run_experiments(
         batch_size, int8: passed to `TransformersGenerator` for model references.
         max_clusters: evaluate at most this many accepted clusters: those with an adapter first, then the
             largest (CPU and smoke runs).
+        split_fingerprint: the run's split fingerprint (`StepInputs.split_fingerprint`); an adapter trained
+            on another split is refused. Every adapter is also refused when it was trained for other calls
+            of its cluster (`StaleAdapterError`), and no scored call may be one of its training calls.
 
     Returns:
         Per-call scores (`score_calls` columns) with `model`, `experiment` and `adapter`.
@@ -339,7 +341,7 @@ def run_experiments(
         clusters = None
     elif cluster_source != "cluster":
         raise ValueError("cluster_source must be 'cluster' or 'task_label'")
-    calls = _ensure_split(calls, seed)
+    calls = _require_split(calls)
     ids = accepted_clusters(clusters, calls)
     if max_clusters is not None and len(ids) > max_clusters:
         # Clusters with an adapter first (the tuned experiment is the point), then the largest.
@@ -400,6 +402,8 @@ def run_experiments(
                     print(f"cluster {c}: adapter {adapter} was trained on {base_model}, not {model}; skipped")
                     continue
                 sub = test_all.filter(pl.col("cluster") == c)
+                check_adapter(adapter, int(c), calls, split_fingerprint)
+                assert_not_trained_on(adapter, sub.get_column("call_id").to_list())
                 tuned = gen.with_adapter(adapter)
                 ttok = getattr(tuned, "tokenizer", None)
                 t_budget, t_tools = adapter_prompt_setup(adapter, budget, tools_fallback)

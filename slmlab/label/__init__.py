@@ -15,6 +15,7 @@ from slmlab.label.session import (
     StaleLabelsError,
     call_prompt_texts,
     load_labelled_calls,
+    load_labelled_clusters,
     split_keys,
     system_prompt_hash,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "StaleLabelsError",
     "call_prompt_texts",
     "load_labelled_calls",
+    "load_labelled_clusters",
     "map_coordinates",
     "split_keys",
     "system_prompt_hash",

@@ -31,6 +31,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from slmlab.cluster.templates import TemplateIndex, system_prompt
+from slmlab.runs import RunStore
+from slmlab.runtime.chat_format import call_prompt_texts, last_user_text
 from slmlab.schema import (
     CLUSTER_SCHEMA,
     CLUSTER_STATUSES,
@@ -80,40 +83,16 @@ def system_prompt_head(messages_json: str | None, max_chars: int = 160) -> str:
     return ""
 
 
-def last_user_text(messages_json: str | None) -> str:
-    """The text of the last user turn of a call's prompt, else of its last message ("" if empty)."""
-    msgs = parse_messages(messages_json)
-    for msg in reversed(msgs):
-        if msg.get("role") == "user":
-            text = message_text(msg)
-            if text.strip():
-                return text
-    return message_text(msgs[-1]) if msgs else ""
-
-
-def call_prompt_texts(calls: pl.DataFrame, max_chars: int = 1000) -> list[str]:
-    """Per call, the text that tells sub-tasks apart: the last user turn (what the agent answers).
-
-    Example:
-        >>> calls = pl.DataFrame({"messages": ['[{"role": "user", "content": "hi"}]']})
-        >>> call_prompt_texts(calls)
-        ['hi']
-    """
-    return [last_user_text(m)[:max_chars] for m in calls.get_column("messages").to_list()]
-
-
 def template_keys(
     messages: Sequence[str | None], examples: dict[str, str] | None = None
 ) -> tuple[np.ndarray, dict[str, str]]:
-    """Template id of each call's system prompt, by near-duplicate matching (`slmlab.iterate.TemplateIndex`),
+    """Template id of each call's system prompt, by near-duplicate matching (`slmlab.cluster.templates.TemplateIndex`),
     so per-call fillers (dates, tiers) do not make a template each. With `examples` (id -> prompt, as returned
     before) calls are matched to those templates; otherwise templates are learnt from `messages`.
 
     Returns:
         (keys, examples): keys are template ids, "(none)" without a system prompt or a match.
     """
-    from slmlab.iterate import TemplateIndex, system_prompt
-
     prompts = [system_prompt(m) for m in messages]
     idx = TemplateIndex.from_examples(examples) if examples is not None else TemplateIndex().fit(prompts)
     keys = [k if k is not None else NONE_KEY for k in idx.match(prompts)]
@@ -825,29 +804,38 @@ class LabelSession:
         return f"LabelSession({len(self._meta)} clusters, {len(self._ops)} operations, {self.n_labelled} labelled)"
 
 
-def load_labelled_calls(run: str = "demo") -> tuple[pl.DataFrame, LabelSession | None]:
+def load_labelled_calls(run: str | RunStore = "demo") -> tuple[pl.DataFrame, LabelSession | None]:
     """A run's clustered calls (step 3) mapped through the labeller's merges and splits, and the session.
 
-    Every later step reads the calls this way, so cluster ids agree across notebooks 05-08. Without a saved
-    `labels.json` the calls come back as step 3 wrote them and the session is None.
+    The one reader of a run's labelled state: every later step reads the calls and the cluster table
+    this way, so cluster ids agree across notebooks 05-08. Without a saved `labels.json` the calls come
+    back as step 3 wrote them and the session is None.
 
     Raises:
-        FileNotFoundError: step 3's `clustered.parquet` is missing (the message names what to run).
+        slmlab.runs.MissingArtefactError: step 3's `clustered.parquet` is missing (names what to run).
+        slmlab.runs.StaleArtefactError: step 3's output was made from an older curated table.
 
     Example:
         >>> calls, session = load_labelled_calls("demo")  # doctest: +SKIP
     """
-    from slmlab.config import artefact
-
-    path = artefact("clustered", run)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run notebooks 01-03 (or `slmlab run`) first")
-    calls = pl.read_parquet(path)
-    labels = artefact("labels", run)
+    store = run if isinstance(run, RunStore) else RunStore(run)
+    calls = store.read_clustered()
+    labels = store.labels_path()
     if not labels.exists():
         return calls, None
-    session = LabelSession.load(labels, calls)
+    session = LabelSession.load(labels, calls, clusters=store.read_clusters())
     return session.apply(calls), session
+
+
+def load_labelled_clusters(run: str | RunStore = "demo") -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The labelled calls and the cluster table they belong to (the labeller's, else step 3's).
+
+    Example:
+        >>> calls, clusters = load_labelled_clusters("demo")  # doctest: +SKIP
+    """
+    store = run if isinstance(run, RunStore) else RunStore(run)
+    calls, session = load_labelled_calls(store)
+    return calls, session.clusters if session is not None else store.read_clusters()
 
 
 # ----------------------------------------------------------------------------------------------- helpers

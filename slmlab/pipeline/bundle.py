@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from slmlab import __version__
-from slmlab.config import artefact
+from slmlab.runs import RunStore
 
 
 def _adapter_dirs(run: str) -> dict[str, Path]:
-    root = artefact("adapters", run)
+    root = RunStore(run).adapters_dir()
     if not root.exists():
         return {}
     return {p.name: p for p in sorted(root.iterdir()) if (p / "adapter_config.json").exists()}
@@ -69,7 +69,7 @@ def export_bundle(run: str = "demo", out: str | Path = "bundle", merge: bool = F
         FileNotFoundError: when the run has no fitted router (run notebook 07 first).
     """
     out = Path(out)
-    router_dir = artefact("router", run)
+    router_dir = RunStore(run).router_dir()
     if not router_dir.exists():
         raise FileNotFoundError(f"{router_dir} is missing: fit the router (notebook 07) before exporting")
     if out.exists():

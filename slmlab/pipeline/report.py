@@ -1,6 +1,6 @@
 """The self-contained HTML report of a run: headline table first, then one section per step.
 
-It reads only the artefacts the steps wrote into the run folder (`slmlab.config.ARTEFACTS`), so it can be
+It reads only the artefacts the steps wrote into the run folder (`slmlab.runs.RunStore`), so it can be
 rebuilt at any time with `slmlab report`. Figures are embedded with plotly.js inlined once, so the file
 opens offline.
 
@@ -20,12 +20,12 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
-from slmlab.config import artefact
+from slmlab.runs import RunStore
 
 
 def _read(name: str, run: str) -> pl.DataFrame | None:
-    path = artefact(name, run)
-    return pl.read_parquet(path) if path.exists() else None
+    store = RunStore(run)
+    return store.read_table(name, check=False) if store.exists(name) else None
 
 
 def _table(df: pl.DataFrame, max_rows: int = 20) -> str:
@@ -70,17 +70,16 @@ def headline(run: str) -> pl.DataFrame:
     clusters = _read("clusters", run)
     if clusters is not None:
         rows.append(("sub-task clusters found", f"{clusters.height}"))
-    labels = artefact("labels", run)
-    if labels.exists():
+    if RunStore(run).exists("labels"):
         try:
-            from slmlab.label import LabelSession
+            from slmlab.label import load_labelled_clusters
 
-            state = LabelSession.load(labels, _read("clustered", run))
-            accepted = state.clusters.filter(pl.col("status") == "slm_candidate")
+            _, labelled = load_labelled_clusters(run)
+            accepted = labelled.filter(pl.col("status") == "slm_candidate")
             rows.append(("clusters accepted as SLM candidates", f"{accepted.height}"))
         except Exception as exc:  # noqa: BLE001 - the report must render even if one artefact is unreadable
             rows.append(("labels", f"unreadable: {exc}"))
-    total_path = artefact("savings_total", run)
+    total_path = RunStore(run).path("savings_total")
     if total_path.exists():
         t = json.loads(total_path.read_text())
         tot = t.get("total", t)
@@ -150,7 +149,7 @@ def _figures(run: str) -> list[tuple[str, go.Figure]]:
 
 def write_report(run: str = "demo", steps: list[Any] | None = None, path: Path | None = None) -> Path:
     """Write `report.html` for a run and return its path."""
-    path = path or artefact("report", run)
+    path = path or RunStore(run).report_path()
     parts = [
         "<h1>slmlab report</h1>",
         f"<p class='note'>run <b>{html.escape(run)}</b>, written {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}</p>",
@@ -177,13 +176,13 @@ def write_report(run: str = "demo", steps: list[Any] | None = None, path: Path |
     for name, title in (
         ("clusters", "Clusters"),
         ("ranking", "Candidate SLMs"),
-        ("eval", "Evaluation (per call, first rows)"),
+        ("scores", "Evaluation (per call, first rows)"),
     ):
         df = _read(name, run)
         if df is not None:
             keep = [c for c in df.columns if df.schema[c] != pl.Object][:14]
             parts += [f"<h2>{title}</h2>", _table(df.select(keep))]
-    total_path = artefact("savings_total", run)
+    total_path = RunStore(run).path("savings_total")
     if total_path.exists():
         parts += [
             "<h2>Assumptions of the cost model</h2>",

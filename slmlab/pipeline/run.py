@@ -1,7 +1,7 @@
 """The main job: run every notebook in order on one run folder, then write the HTML report.
 
 The notebooks *are* the pipeline steps (each one calls a library module and writes its artefact into
-`run_dir(run)`), so `slmlab run` and a person clicking through JupyterLab do exactly the same work. A step
+the run folder, through `slmlab.runs.RunStore`), so `slmlab run` and a person clicking through JupyterLab do exactly the same work. A step
 whose notebook already ran successfully for the same settings is skipped on the next run (its artefacts
 are cached); `--from-step` re-runs from a given notebook on.
 
@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slmlab.config import REPO_ROOT, artefact, is_smoke, require, run_dir, scale
+from slmlab.config import REPO_ROOT, is_smoke, require, scale
+from slmlab.runs import RunStore
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
@@ -108,8 +109,8 @@ def run_pipeline(
         report: write `report.html` at the end.
     """
     env = {"SLMLAB_RUN": run, "SLMLAB_SMOKE": "1" if is_smoke() else "0", "SLMLAB_SCALE": scale()}
-    out_dir = run_dir(run) / "executed"
-    state_path = run_dir(run) / "pipeline_state.json"
+    out_dir = RunStore(run).root / "executed"
+    state_path = RunStore(run).root / "pipeline_state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     result = PipelineResult(run=run)
     rerun = force
@@ -141,5 +142,5 @@ def run_pipeline(
     if report:
         from slmlab.pipeline.report import write_report
 
-        result.report = write_report(run, steps=result.steps, path=artefact("report", run))
+        result.report = write_report(run, steps=result.steps, path=RunStore(run).report_path())
     return result

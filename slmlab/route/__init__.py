@@ -39,7 +39,7 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from slmlab.evaluate.experiments import prompt_text
+from slmlab.runtime.chat_format import recent_turns_text
 
 ROUTERS: dict[str, type[Router]] = {}
 ROUTE_COLUMNS = ("route_cluster", "route_score", "routed_to", "slm_model", "experiment", "adapter")
@@ -365,7 +365,7 @@ class ClusterRouter(Router):
         """The prompt-only text the router reads for each call (latest turns; never the response)."""
         if self.text == "tail":
             return calls.get_column("messages").fill_null("").str.slice(-self.tail_chars).to_list()
-        return [prompt_text(m, last=self.last_turns) for m in calls.get_column("messages").to_list()]
+        return [recent_turns_text(m, last=self.last_turns) for m in calls.get_column("messages").to_list()]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self._embed_model is None:
@@ -1003,8 +1003,8 @@ def replay_by_agent(
         >>> scores = score_routed(result, "smollm2-135m", n_per_cluster=2, max_clusters=3)  # doctest: +SKIP
         >>> result.with_scores(scores).table  # doctest: +SKIP
     """
-    from slmlab.runtime.chat_format import tools_from_calls
     from slmlab.cluster import TaskClusterer, describe_clusters
+    from slmlab.runtime.chat_format import tools_from_calls
     from slmlab.savings import SelfHostedSLM
     from slmlab.specialize.splits import check_leakage, split_by_session
 
@@ -1098,9 +1098,9 @@ def score_routed(
     Example:
         >>> scores = score_routed(result, "smollm2-135m", n_per_cluster=1, max_clusters=1, max_new_tokens=16)  # doctest: +SKIP
     """
-    from slmlab.runtime.chat_format import PromptBudget
     from slmlab.evaluate.experiments import build_prompt
     from slmlab.evaluate.metrics import score_calls
+    from slmlab.runtime.chat_format import PromptBudget
     from slmlab.runtime.generate import Generator, TransformersGenerator
 
     budget = budget or PromptBudget(max_system_chars=600, max_message_chars=400, max_turns=4, max_tokens=512)
@@ -1159,3 +1159,5 @@ __all__ = [
     "select_router",
     "threshold_sweep",
 ]
+
+from slmlab.route.routed import observed_calls_per_month, routed_calls  # noqa: E402, F401  (public API)

@@ -25,7 +25,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmlab.schema import message_text
+import polars as pl
+
+from slmlab.schema import message_text, parse_messages
 
 TOOL_CALL_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 
@@ -362,3 +364,60 @@ def count_prompt_tokens(messages: list[dict[str, str]], tokenizer: Any) -> int:
 def render_prompt(messages: list[dict[str, str]], tokenizer: Any) -> str:
     """The prompt text for a fitted message list, with the assistant generation prompt appended."""
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+# ------------------------------------------------------------------------- the prompt text of a call
+# The one definition of "what a call's prompt says", in the two views the steps use: the last user turn
+# (what the agent answers: clustering, the labeller, the drift check) and the latest turns, role-tagged
+# (what decides the next action: ICL example retrieval and the prompt-only router). Neither reads the
+# response.
+
+
+def last_user_text(messages_json: str | None) -> str:
+    """The text of the last user turn of a call's prompt, else of its last message ("" if empty)."""
+    msgs = parse_messages(messages_json)
+    for msg in reversed(msgs):
+        if msg.get("role") == "user":
+            text = message_text(msg)
+            if text.strip():
+                return text
+    return message_text(msgs[-1]) if msgs else ""
+
+
+
+
+def call_prompt_texts(calls: pl.DataFrame, max_chars: int = 1000) -> list[str]:
+    """Per call, the text that tells sub-tasks apart: the last user turn (what the agent answers).
+
+    Example:
+        >>> calls = pl.DataFrame({"messages": ['[{"role": "user", "content": "hi"}]']})
+        >>> call_prompt_texts(calls)
+        ['hi']
+    """
+    return [last_user_text(m)[:max_chars] for m in calls.get_column("messages").to_list()]
+
+
+
+
+def recent_turns_text(messages_json: str | None, last: int = 2, max_chars: int = 1000) -> str:
+    """Prompt-only text that decides the next action: the latest `last` non-system messages, role-tagged.
+
+    Used for ICL example retrieval and by the router; never looks at the response.
+
+    Example:
+        >>> recent_turns_text('[{"role": "system", "content": "policy"}, {"role": "user", "content": "cancel my trip"}]')
+        'user: cancel my trip'
+    """
+    msgs = [m for m in parse_messages(messages_json) if m.get("role") != "system"][-last:]
+    parts = []
+    for m in msgs:
+        text = message_text(m)
+        if m.get("tool_calls"):
+            names = [(c.get("function") or c).get("name") for c in m["tool_calls"]]
+            text = (text + " " if text else "") + "calls " + " ".join(str(n) for n in names)
+        role = m.get("role", "user")
+        if role == "tool" and m.get("name"):
+            role = f"tool {m['name']}"
+        parts.append(f"{role}: {text}")
+    out = "\n".join(parts)
+    return out if len(out) <= max_chars else out[: max_chars // 2] + " … " + out[-max_chars // 2 :]

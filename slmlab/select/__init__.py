@@ -32,6 +32,7 @@ from typing import Any
 
 import polars as pl
 
+from slmlab.runs import RunStore
 from slmlab.runtime.chat_format import (
     PromptBudget,
     count_prompt_tokens,
@@ -946,41 +947,32 @@ class Candidates:
 
     Attributes:
         clusters: cluster table rows (`CLUSTER_SCHEMA`), best first.
-        calls: the clustered call table with `cluster` mapped through the labels, or None if not written.
+        calls: the clustered call table with `cluster` mapped through the labels.
         source: "labels" (status "slm_candidate" in notebook 04's labels) or "suitability" (top clusters by
             suitability, when there are no labels or none is accepted).
     """
 
     clusters: pl.DataFrame
-    calls: pl.DataFrame | None
+    calls: pl.DataFrame
     source: str
 
 
-def load_candidates(run: str = "demo", fallback_top: int = 3) -> Candidates:
+def load_candidates(run: str | RunStore = "demo", fallback_top: int = 3) -> Candidates:
     """Read step 3/4 artefacts of a run: the clusters accepted as SLM candidates and their calls.
 
-    Uses `artefact("labels", run)` (a `slmlab.label.LabelSession` file) when it exists; otherwise, or when no
-    cluster is marked "slm_candidate", the `fallback_top` clusters with the highest suitability (noise -1
-    excluded).
+    Reads the labelled state through `slmlab.label.load_labelled_calls` (the labeller's merges, splits
+    and statuses); when no cluster is marked "slm_candidate", the `fallback_top` clusters with the highest
+    suitability (noise -1 excluded).
 
     Example:
         >>> cands = load_candidates("demo")  # doctest: +SKIP
         >>> cands.clusters.get_column("cluster").to_list()  # doctest: +SKIP
     """
-    from slmlab.config import artefact
+    from slmlab.label import load_labelled_clusters
 
-    clusters = pl.read_parquet(artefact("clusters", run))
-    calls_path = artefact("clustered", run)
-    calls = pl.read_parquet(calls_path) if calls_path.exists() else None
-    labels_path = artefact("labels", run)
-    if labels_path.exists():
-        from slmlab.label import LabelSession
-
-        session = LabelSession.load(labels_path, calls, clusters=clusters)
-        labelled = session.clusters
-        accepted = labelled.filter(pl.col("status") == "slm_candidate")
-        if accepted.height:
-            mapped = session.apply(calls) if calls is not None else None
-            return Candidates(accepted.sort("suitability", descending=True), mapped, "labels")
+    calls, clusters = load_labelled_clusters(run)
+    accepted = clusters.filter(pl.col("status") == "slm_candidate")
+    if accepted.height:
+        return Candidates(accepted.sort("suitability", descending=True), calls, "labels")
     top = clusters.filter(pl.col("cluster") >= 0).sort("suitability", descending=True).head(fallback_top)
     return Candidates(top, calls, "suitability")

@@ -23,6 +23,7 @@ from typing import Any
 
 import polars as pl
 
+from slmlab.runs import RunStore, StaleArtefactError
 from slmlab.schema import TEXT_ACTION, action_expr, parse_messages
 
 SPLITS = ("train", "val", "test")
@@ -282,6 +283,9 @@ def split_summary(calls: pl.DataFrame) -> pl.DataFrame:
 
 __all__ = [
     "LeakageError",
+    "apply_split",
+    "make_run_split",
+    "split_table",
     "SPLITS",
     "TEXT_ACTION",
     "check_leakage",
@@ -290,3 +294,67 @@ __all__ = [
     "split_by_session",
     "split_summary",
 ]
+
+
+# ------------------------------------------------------------------------------------------ the run's split
+
+
+def split_table(split_calls: pl.DataFrame) -> pl.DataFrame:
+    """The saved form of a split: call_id, session_id, split (one row per call that is in a split)."""
+    return split_calls.filter(pl.col("split").is_not_null()).select("call_id", "session_id", "split")
+
+
+def apply_split(calls: pl.DataFrame, split: pl.DataFrame) -> pl.DataFrame:
+    """`calls` with the saved split's `split` column; calls the split left out (exact duplicates) are dropped.
+
+    A cluster's split is this filter of the run's one split: nothing is re-split.
+
+    Example:
+        >>> calls = pl.DataFrame({"call_id": ["a", "b", "c"], "cluster": [0, 0, 1]})
+        >>> split = pl.DataFrame({"call_id": ["a", "b"], "session_id": ["s", "t"], "split": ["train", "test"]})
+        >>> apply_split(calls, split)["split"].to_list()
+        ['train', 'test']
+    """
+    calls = calls.drop("split") if "split" in calls.columns else calls
+    return calls.join(split.select("call_id", "split"), on="call_id", how="inner", maintain_order="left")
+
+
+def make_run_split(
+    store: RunStore,
+    test_size: float = 0.2,
+    val_size: float = 0.1,
+    seed: int = 0,
+    group_col: str | None = None,
+) -> pl.DataFrame:
+    """The run's one split (call_id -> train / val / test), made from the curated calls once and saved.
+
+    If the run already has a split made with the same settings from the current curated table, that one
+    is returned unchanged; a split made with other settings is an error (adapters and scores depend on
+    it); a split whose curated table was rewritten since is made anew (its adapters are then refused).
+
+    Example:
+        >>> split = make_run_split(RunStore("demo"), seed=0)  # doctest: +SKIP
+    """
+    settings = {"test_size": test_size, "val_size": val_size, "seed": seed, "group_col": group_col}
+    if store.exists("split"):
+        prov = store.provenance("split") or {}
+        saved = prov.get("settings")
+        try:
+            store.check_fresh("split")
+            fresh = True
+        except StaleArtefactError as err:
+            print(f"{err}\nmaking the split anew")
+            fresh = False
+        if fresh and saved is not None and saved != settings:
+            raise ValueError(
+                f"run {store.run!r} already has a split made with {saved}, not {settings}: use the same "
+                f"settings, or delete {store.path('split')} (its adapters and scores then need re-running)"
+            )
+        if fresh:
+            return store.read_split()
+    curated = store.read_curated()
+    split = split_table(
+        check_leakage(split_by_session(curated, test_size, val_size, seed=seed, group_col=group_col))
+    )
+    store.write_split(split, **settings)
+    return store.read_split()

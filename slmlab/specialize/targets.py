@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from slmlab.config import artefact
+from slmlab.runs import RunStore
 from slmlab.runtime.models import BUNDLED_SLM
 from slmlab.schema import TEXT_ACTION, action_expr
 
@@ -29,29 +29,23 @@ class TuneTarget:
     cluster: int
     name: str
     base_model: str
-    calls: pl.DataFrame  # the cluster's calls (canonical call table + `cluster`)
+    calls: pl.DataFrame  # the cluster's calls (canonical call table + `cluster`, labels applied)
     source: str  # "labels", "suitability", "largest tool cluster" or "given"
 
-    @property
-    def adapter_dir(self) -> str:
-        """Folder name of this cluster's adapter inside `artefact("adapters", run)`."""
-        return f"cluster_{self.cluster}"
 
-
-def _ranked_model(run: str, cluster: int) -> str | None:
-    path = artefact("ranking", run)
-    if not path.exists():
+def _ranked_model(store: RunStore, cluster: int) -> str | None:
+    if not store.exists("ranking"):
         return None
-    ranking = pl.read_parquet(path)
-    if "rank" not in ranking.columns:
-        return None
-    col = "hub_id" if "hub_id" in ranking.columns else "model"
+    ranking = store.read_ranking()
     best = ranking.filter((pl.col("cluster") == cluster) & (pl.col("rank") == 1))
-    return best.get_column(col)[0] if best.height else None
+    return best.get_column("hub_id")[0] if best.height else None
 
 
 def pick_targets(
-    run: str = "demo", clusters: Sequence[int] | None = None, base_model: str | None = None, n: int = 1
+    run: str | RunStore = "demo",
+    clusters: Sequence[int] | None = None,
+    base_model: str | None = None,
+    n: int = 1,
 ) -> list[TuneTarget]:
     """The clusters to fine-tune (best first) with their calls and base model.
 
@@ -64,21 +58,14 @@ def pick_targets(
     Example:
         >>> [t.cluster for t in pick_targets("demo", n=2)]  # doctest: +SKIP
     """
-    clustered_path = artefact("clustered", run)
-    if not clustered_path.exists():
-        raise FileNotFoundError(f"{clustered_path} is missing: run notebooks 01-03 (or `slmlab run`) first")
-    names: dict[int, str] = {}
-    if artefact("clusters", run).exists():
-        from slmlab.select import load_candidates
+    from slmlab.select import load_candidates
 
-        cands = load_candidates(run)
-        calls = cands.calls if cands.calls is not None else pl.read_parquet(clustered_path)
-        order = cands.clusters.get_column("cluster").to_list()
-        names = dict(zip(order, cands.clusters.get_column("name").to_list(), strict=True))
-        source = cands.source
-    else:
-        calls = pl.read_parquet(clustered_path)
-        order, source = [], "largest tool cluster"
+    store = run if isinstance(run, RunStore) else RunStore(run)
+    cands = load_candidates(store)
+    calls = cands.calls
+    order = cands.clusters.get_column("cluster").to_list()
+    names = dict(zip(order, cands.clusters.get_column("name").to_list(), strict=True))
+    source = cands.source
     if not order or source == "suitability":
         # Fine-tuning pays off most on a large cluster that answers with tool calls.
         sizes = (
@@ -95,7 +82,7 @@ def pick_targets(
         order, source = list(clusters), "given"
     out = []
     for cluster in order[: len(order) if clusters is not None else n]:
-        model = base_model or _ranked_model(run, cluster) or BUNDLED_SLM
+        model = base_model or _ranked_model(store, cluster) or BUNDLED_SLM
         out.append(
             TuneTarget(
                 cluster=int(cluster),
