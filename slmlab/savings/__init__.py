@@ -11,7 +11,7 @@ Usage:
     >>> import polars as pl
     >>> from slmlab.savings import SelfHostedSLM, slm_cost_per_call
     >>> spec = SelfHostedSLM(usd_per_hour=1.0, prefill_tok_s=36000, decode_tok_s=3600, utilization=1.0)
-    >>> round(slm_cost_per_call(3600, 36, spec), 6)  # 0.1 s + 0.01 s of a $1/h GPU
+    >>> round(float(slm_cost_per_call(3600, 36, spec)), 6)  # 0.1 s + 0.01 s of a $1/h GPU
     3.1e-05
 """
 
