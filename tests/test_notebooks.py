@@ -50,6 +50,33 @@ def test_notebook_follows_the_style(name):
         assert not any(line.startswith("for ") for line in lines), "row loops belong in the library"
 
 
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_holds_the_same_code_as_its_py_pair(name):
+    import jupytext
+
+    ipynb = nbformat.read(NB_DIR / name, as_version=4)
+    paired = jupytext.read(NB_DIR / name.replace(".ipynb", ".py"))
+    cells = [(c.cell_type, c.source.strip()) for c in ipynb.cells]
+    assert cells == [(c.cell_type, c.source.strip()) for c in paired.cells], (
+        f"{name} and its .py differ: run `jupytext --sync notebooks/{name.replace('.ipynb', '.py')}`"
+    )
+
+
+def _assert_scores_come_from_unseen_calls(run_dir: Path) -> None:
+    """Every call scored with a tuned adapter is outside that adapter's recorded training calls, and every
+    scored call is in the test side of the run's one saved split."""
+    import polars as pl
+
+    scores = pl.read_parquet(run_dir / "eval.parquet")
+    split = pl.read_parquet(run_dir / "split.parquet")
+    assert set(scores["call_id"]) <= set(split.filter(pl.col("split") == "test")["call_id"])
+    tuned = scores.filter(pl.col("experiment") == "tuned")
+    assert tuned.height, "the smoke run scored no call with a tuned adapter"
+    for adapter, ids in tuned.group_by("adapter").agg("call_id").iter_rows():
+        seen = json.loads((Path(adapter) / "training_calls.json").read_text())
+        assert seen["train"] and not set(ids) & (set(seen["train"]) | set(seen["val"])), adapter
+
+
 @pytest.mark.slow
 def test_slmlab_run_smoke_executes_every_notebook_and_writes_report(tmp_path):
     env = {**os.environ, "SLMLAB_SMOKE": "1", "SLMLAB_HOME": str(tmp_path / "home")}
@@ -63,6 +90,7 @@ def test_slmlab_run_smoke_executes_every_notebook_and_writes_report(tmp_path):
     assert "Headline" in report and "LLM calls in the logs" in report
     state = json.loads((run_dir / "pipeline_state.json").read_text())
     assert set(state) == set(NOTEBOOKS)
+    _assert_scores_come_from_unseen_calls(run_dir)
     # A second run finds every step cached and only rewrites the report.
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert again.returncode == 0 and again.stdout.count(" cached ") == len(NOTEBOOKS), again.stdout
