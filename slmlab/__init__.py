@@ -11,3 +11,7 @@ Usage:
 """
 
 __version__ = "0.1.0"
+
+# Installs a logging filter for one harmless offline notice of bitsandbytes (see slmlab.runtime.models);
+# cheap: models imports no torch.
+import slmlab.runtime.models  # noqa: E402, F401

@@ -66,7 +66,10 @@ def select_clusterer(
     name = clusterer.lower()
     if name == "hdbscan":
         # min_samples below min_cluster_size keeps small but dense sub-tasks out of the noise.
-        return skc.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=max(2, min_cluster_size // 2))
+        # copy=True: the future default of sklearn 1.10 (stated, so 1.9 does not warn); the input is reused
+        return skc.HDBSCAN(
+            min_cluster_size=min_cluster_size, min_samples=max(2, min_cluster_size // 2), copy=True
+        )
     if name == "kmeans":
         return skc.KMeans(n_clusters=n_clusters, n_init=3, random_state=random_state)
     if name in ("minibatch_kmeans", "minibatchkmeans"):
@@ -93,20 +96,27 @@ class TaskClusterer:
         features: feature parts joined by "+" (`slmlab.cluster.features`): "last_user", "system",
             "last_message", "prompt_state", "action".
         embedder: name, path or `Embedder` for the text blocks (default the bundled MiniLM).
-        reducer: None, "pca" (default: HDBSCAN on 10 PCA dimensions is ~50x faster than on the raw
-            ~800-dim blocks and finds finer sub-tasks), "umap" or an sklearn-style object with `fit_transform`.
+        reducer: None, "pca" (default), "umap" or an sklearn-style object with `fit_transform`. With the
+            two-stage strategy it reduces each action's situation blocks before the split; flat, all blocks.
         clusterer: "hdbscan", "kmeans", "agglomerative", "minibatch_kmeans" or an object with `fit_predict`.
-        min_cluster_size: smallest cluster HDBSCAN keeps; None = max(10, 1% of the calls), which on the
-            demo logs and tau-bench beat a fixed 10 (fewer, purer clusters; see the cluster benchmark).
+        min_cluster_size: smallest cluster HDBSCAN keeps; None (default) derives it from the number of
+            points clustered (`derived_min_cluster_size`: sqrt(n)/2 within [3, 50], per action in two stages).
         n_clusters: clusters for k-means / agglomerative.
         n_components: reducer output dimensions.
         weights: feature block weights, overriding `features.DEFAULT_WEIGHTS`.
         assigner: "logreg" or "knn", the prompt-only model behind `predict`.
         max_chars: texts are cut to this many characters before embedding (`features.EMBED_MAX_CHARS`).
         random_state: seed for the reducer, k-means and the assigner.
+        strategy: "auto" (default: "partition" when the features include the action and the clusterer is
+            HDBSCAN, else "flat"), "partition" (two stages: the action taken, then the situation it was
+            taken in) or "flat" (one reducer + clusterer over all calls).
 
     Attributes (after fit):
-        labels_: cluster id per call (-1 = noise), int32.
+        labels_: cluster id per call (-1 = unassigned), int32.
+        confidence_: per call, in [0, 1], how clearly it belongs to its cluster rather than the next one
+            (1 - d(own centroid) / d(nearest other) in the space it was clustered in; 1 for an action with
+            one cluster; halved for calls HDBSCAN called noise and the split placed; 0 unassigned).
+        splits_: per action (two stages), the split decision: calls, min_cluster_size, silhouette, clusters.
         n_clusters_: number of clusters (noise excluded).
         centroids_: (n_clusters_, dim) mean feature vector of each cluster, in the clustering space.
         vectors_: the clustering-space vectors of the fitted calls.
@@ -131,6 +141,7 @@ class TaskClusterer:
         assigner: str = "logreg",
         max_chars: int = EMBED_MAX_CHARS,
         random_state: int = 0,
+        strategy: str = "auto",
     ) -> None:
         self.features = features
         self.embedder = embedder
@@ -143,12 +154,13 @@ class TaskClusterer:
         self.assigner = assigner
         self.max_chars = max_chars
         self.random_state = random_state
+        self.strategy = strategy
 
     def get_params(self, deep: bool = False) -> dict[str, Any]:
         """The constructor parameters (scikit-learn convention)."""
         keys = (
             "features embedder reducer clusterer min_cluster_size n_clusters n_components weights assigner "
-            "max_chars random_state"
+            "max_chars random_state strategy"
         ).split()
         return {k: getattr(self, k) for k in keys}
 
@@ -172,26 +184,28 @@ class TaskClusterer:
             xp = self.prompt_encoder_.fit_transform(calls, states)
         return x, xp, states
 
+    def _uses_partition(self) -> bool:
+        if self.strategy not in ("auto", "partition", "flat"):
+            raise ValueError(f"strategy must be 'auto', 'partition' or 'flat', not {self.strategy!r}")
+        if self.strategy == "flat":
+            return False
+        has_action = "action" in parse_features(self.features)
+        if self.strategy == "partition" and not has_action:
+            raise ValueError("strategy='partition' needs the 'action' feature part")
+        return has_action and (self.strategy == "partition" or self.clusterer == "hdbscan")
+
     def fit(self, calls: pl.DataFrame, y: Any = None) -> TaskClusterer:
-        """Cluster `calls` (a call table); sets `labels_`, `centroids_`, `n_clusters_`; returns self."""
+        """Cluster `calls` (a call table); sets `labels_`, `confidence_`, `centroids_`, `n_clusters_`."""
         if calls.height < 2:
             raise ValueError("need at least 2 calls to cluster")
-        x, xp, _ = self._encode(calls)
-        reducer = select_reducer(
-            self.reducer, min(self.n_components, x.shape[1], calls.height - 1), self.random_state
-        )
-        self.reducer_ = reducer
-        z = reducer.fit_transform(x) if reducer is not None else x
-        self.vectors_ = np.asarray(z, dtype=np.float32)
-        n_clusters = max(1, min(self.n_clusters, calls.height))
-        self.clusterer_ = select_clusterer(
-            self.clusterer,
-            self.min_cluster_size or max(10, calls.height // 100),
-            n_clusters,
-            self.random_state,
-        )
-        labels = np.asarray(self.clusterer_.fit_predict(self.vectors_), dtype=np.int64)
+        x, xp, states = self._encode(calls)
+        if self._uses_partition():
+            labels, confidence, vectors = self._fit_partition(x, states)
+        else:
+            labels, confidence, vectors = self._fit_flat(x)
+        self.vectors_ = np.asarray(vectors, dtype=np.float32)
         self.labels_ = _relabel_by_size(labels)
+        self.confidence_ = np.where(self.labels_ >= 0, np.clip(confidence, 0.0, 1.0), 0.0)
         self.n_clusters_ = int(self.labels_.max() + 1) if (self.labels_ >= 0).any() else 0
         self.centroids_ = (
             np.stack([self.vectors_[self.labels_ == c].mean(axis=0) for c in range(self.n_clusters_)])
@@ -201,6 +215,97 @@ class TaskClusterer:
         self.call_ids_ = calls.get_column("call_id").to_list() if "call_id" in calls.columns else None
         self.assigner_ = self._fit_assigner(xp, self.labels_)
         return self
+
+    def _fit_flat(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One reducer + clusterer over all calls (the prompt-only path, and any non-HDBSCAN clusterer)."""
+        n = x.shape[0]
+        reducer = select_reducer(self.reducer, min(self.n_components, x.shape[1], n - 1), self.random_state)
+        self.reducer_ = reducer
+        z = np.asarray(reducer.fit_transform(x) if reducer is not None else x, dtype=np.float32)
+        self.clusterer_ = select_clusterer(
+            self.clusterer,
+            self.min_cluster_size or derived_min_cluster_size(n),
+            max(1, min(self.n_clusters, n)),
+            self.random_state,
+        )
+        labels = np.asarray(self.clusterer_.fit_predict(z), dtype=np.int64)
+        return labels, _margin_confidence(z, labels), z
+
+    def _fit_partition(
+        self, x: np.ndarray, states: pl.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Two stages: partition by the action taken, then split each action by the situation it was taken in.
+
+        Stage 1 is exact: calls that took different actions never share a cluster (the action is a
+        one-hot, so no distance weighting can keep hundreds of actions apart once reduced; the partition
+        does). Stage 2 clusters each action's calls on the prompt blocks (PCA + HDBSCAN with a minimum
+        size derived from the action's own size) and keeps the split only when it is clearly separated
+        (silhouette >= `SPLIT_MIN_SILHOUETTE`); HDBSCAN's noise inside a kept split joins its nearest
+        sub-cluster, at lower confidence. An action taken once is unassigned (-1): nothing recurs.
+        """
+        situation = self._situation_columns()
+        xs = x[:, situation] if situation is not None else x
+        actions = states.get_column("action").to_list()
+        groups: dict[str, list[int]] = {}
+        for i, a in enumerate(actions):
+            groups.setdefault(a, []).append(i)
+        n = x.shape[0]
+        labels = np.full(n, -1, dtype=np.int64)
+        confidence = np.zeros(n, dtype=np.float64)
+        self.splits_: dict[str, dict[str, float]] = {}
+        next_id = 0
+        for action, idx in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            idx_a = np.asarray(idx)
+            if len(idx_a) < 2:
+                continue
+            sub, conf, info = self._split_group(xs[idx_a])
+            self.splits_[action] = info
+            labels[idx_a] = sub + next_id
+            confidence[idx_a] = conf
+            next_id += int(sub.max()) + 1
+        self.reducer_ = None
+        self.clusterer_ = None
+        return labels, confidence, x
+
+    def _situation_columns(self) -> np.ndarray | None:
+        """Columns of the feature matrix that describe the situation (all blocks but the action one-hot)."""
+        cols = [
+            np.arange(a, b) for name, (a, b) in self.encoder_.block_slices_.items() if name != "action"
+        ]
+        return np.concatenate(cols) if cols else None
+
+    def _split_group(self, xg: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """Sub-cluster ids (0..k-1), confidence and a record of the decision for one action's calls."""
+        from sklearn import cluster as skc
+        from sklearn.metrics import silhouette_score
+
+        n = xg.shape[0]
+        m = self.min_cluster_size or derived_min_cluster_size(n)
+        info: dict[str, float] = {"calls": float(n), "min_cluster_size": float(m), "silhouette": float("nan")}
+        one = (np.zeros(n, dtype=np.int64), np.ones(n), {**info, "clusters": 1.0})
+        if n < 2 * m or xg.shape[1] == 0:
+            return one
+        reducer = select_reducer(self.reducer, min(self.n_components, xg.shape[1], n - 1), self.random_state)
+        z = np.asarray(reducer.fit_transform(xg) if reducer is not None else xg, dtype=np.float32)
+        hdb = skc.HDBSCAN(min_cluster_size=m, min_samples=max(2, m // 2), copy=True)
+        sub = np.asarray(hdb.fit_predict(z), dtype=np.int64)
+        kept = sub >= 0
+        k = len(set(sub[kept].tolist()))
+        if k < 2:
+            return one
+        sample = np.flatnonzero(kept)
+        if len(sample) > 3000:  # silhouette is quadratic; a seeded sample estimates it
+            sample = np.random.default_rng(self.random_state).choice(sample, 3000, replace=False)
+        sil = float(silhouette_score(z[sample], sub[sample]))
+        info = {**info, "silhouette": sil, "clusters": float(k), "noise_share": float(1 - kept.mean())}
+        if sil < SPLIT_MIN_SILHOUETTE:
+            return (*one[:2], {**info, "clusters": 1.0, "rejected": 1.0})
+        centroids = np.stack([z[sub == c].mean(axis=0) for c in range(k)])
+        d = np.linalg.norm(z[:, None, :] - centroids[None, :, :], axis=2)
+        nearest = d.argmin(axis=1)
+        conf = _margin_from_distances(d)
+        conf = np.where(kept, conf, 0.5 * conf)  # HDBSCAN called these noise: placed, but less sure
+        return np.where(kept, sub, nearest), conf, info
 
     def _fit_assigner(self, xp: np.ndarray, labels: np.ndarray) -> Any:
         classes = np.unique(labels)
@@ -237,6 +342,17 @@ class TaskClusterer:
             return np.ones((calls.height, 1))
         return self.assigner_.predict_proba(self.prompt_features(calls))
 
+    def predict_with_confidence(self, calls: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """`predict` and the assigner's probability of the chosen cluster (0 for unassigned calls)."""
+        self._check_fitted()
+        if isinstance(self.assigner_, int):
+            labels = np.full(calls.height, self.assigner_, dtype=np.int32)
+            return labels, np.where(labels >= 0, 1.0, 0.0)
+        proba = self.assigner_.predict_proba(self.prompt_features(calls))
+        classes = np.asarray(self.assigner_.classes_)
+        labels = classes[proba.argmax(axis=1)].astype(np.int32)
+        return labels, np.where(labels >= 0, proba.max(axis=1), 0.0)
+
     def fit_predict(self, calls: pl.DataFrame, y: Any = None) -> np.ndarray:
         """Fit and return `labels_` (the clustering of `calls` with all of `features`)."""
         return self.fit(calls).labels_
@@ -262,6 +378,50 @@ def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+# A split of one action by situation is kept only when its sub-clusters are this well separated (mean
+# silhouette in the reduced prompt space). Below it, the split cuts a continuum of user wordings rather than
+# distinct sub-tasks; see the design note of the cluster benchmark.
+SPLIT_MIN_SILHOUETTE = 0.25
+
+
+def derived_min_cluster_size(n: int) -> int:
+    """HDBSCAN's smallest cluster for `n` points: sqrt(n)/2, within [3, 50].
+
+    Grows with the data (a sub-task of a 10,000-call action needs more calls than one of 40), but slowly,
+    so the rare sub-tasks of a large log are not swallowed into noise as a fixed share would.
+
+    Example:
+        >>> derived_min_cluster_size(100), derived_min_cluster_size(2500), derived_min_cluster_size(10**6)
+        (5, 25, 50)
+    """
+    return int(min(50, max(3, round(np.sqrt(max(n, 1)) / 2))))
+
+
+def _margin_from_distances(d: np.ndarray) -> np.ndarray:
+    """1 - d(nearest) / d(second nearest), per row of a (n, k) distance matrix; 1 when k == 1."""
+    if d.shape[1] < 2:
+        return np.ones(d.shape[0])
+    two = np.sort(d, axis=1)[:, :2]
+    return 1.0 - two[:, 0] / np.maximum(two[:, 1], 1e-12)
+
+
+def _margin_confidence(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per call: how much closer it is to its own cluster's centroid than to the next one (0 for noise)."""
+    ids = sorted(set(labels[labels >= 0].tolist()))
+    if not ids:
+        return np.zeros(len(labels))
+    centroids = np.stack([z[labels == c].mean(axis=0) for c in ids])
+    d = np.linalg.norm(z[:, None, :] - centroids[None, :, :], axis=2)
+    own = np.searchsorted(ids, np.maximum(labels, ids[0]))
+    if d.shape[1] < 2:
+        conf = np.ones(len(labels))
+    else:
+        d_own = d[np.arange(len(labels)), own]
+        d_other = np.where(np.arange(d.shape[1])[None, :] == own[:, None], np.inf, d).min(axis=1)
+        conf = np.clip(1.0 - d_own / np.maximum(d_other, 1e-12), 0.0, 1.0)
+    return np.where(labels >= 0, conf, 0.0)
+
+
 def assign_clusters(calls: pl.DataFrame, clusterer: TaskClusterer | None = None) -> pl.DataFrame:
     """`calls` with an Int32 `cluster` column (-1 = noise).
 
@@ -273,16 +433,20 @@ def assign_clusters(calls: pl.DataFrame, clusterer: TaskClusterer | None = None)
     """
     clusterer = clusterer if clusterer is not None else TaskClusterer()
     if not hasattr(clusterer, "labels_"):
-        labels = clusterer.fit(calls).labels_
+        clusterer.fit(calls)
+        labels, confidence = clusterer.labels_, clusterer.confidence_
     elif (
         getattr(clusterer, "call_ids_", None) is not None
         and "call_id" in calls.columns
         and calls.get_column("call_id").to_list() == clusterer.call_ids_
     ):
-        labels = clusterer.labels_
+        labels, confidence = clusterer.labels_, clusterer.confidence_
     else:
-        labels = clusterer.predict(calls)
-    return calls.with_columns(pl.Series("cluster", labels, dtype=pl.Int32))
+        labels, confidence = clusterer.predict_with_confidence(calls)
+    return calls.with_columns(
+        pl.Series("cluster", labels, dtype=pl.Int32),
+        pl.Series("cluster_confidence", np.asarray(confidence, dtype=np.float64), dtype=pl.Float64),
+    )
 
 
 def cluster_quality(labels: Any, truth: Any) -> dict[str, float]:

@@ -13,6 +13,7 @@ Usage:
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -20,6 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from slmlab.config import cache_dir, require
+
+
+class _KernelsHubNotice(logging.Filter):
+    """Drops one harmless bitsandbytes notice: on AVX512-BF16 CPUs, importing bitsandbytes >= 0.49 tries to
+    fetch a faster CPU nf4 kernel from the Hugging Face `kernels` hub and logs "Failed to load CPU
+    gemm_4bit_forward from kernels-community" when it cannot. slmlab runs offline; bitsandbytes then uses
+    its own CPU kernel, which notebook 00's nf4 check measures. Every other bitsandbytes message passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "gemm_4bit_forward from kernels-community" not in record.getMessage()
+
+
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_KernelsHubNotice())
 
 # Short names for the models that ship with slmlab's dependencies (no download needed).
 BUNDLED_SLM = "smollm2-135m"
