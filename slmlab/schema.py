@@ -52,6 +52,8 @@ from typing import Any
 
 import polars as pl
 
+from slmlab import actions as _actions
+
 CALL_SCHEMA: dict[str, pl.DataType] = {
     "call_id": pl.String(),
     "session_id": pl.String(),
@@ -101,8 +103,9 @@ REQUIRED_COLUMNS = (
     "source_line",
 )
 
-# The action a call took: the tool it called, or this label for a text answer.
-TEXT_ACTION = "respond"
+# The action a call took: the tool it called (structured, or written in its text: `slmlab.actions`), or
+# this label for a text answer.
+TEXT_ACTION = _actions.TEXT_ACTION
 
 
 class SchemaError(ValueError):
@@ -156,8 +159,29 @@ def validate_calls(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def action_expr() -> pl.Expr:
-    """Polars expression for the action a call took: its first tool's name, or `"respond"`."""
-    return pl.col("tool_name").fill_null(TEXT_ACTION).alias("action")
+    """Polars expression for the action a call took: its first tool's name, the tool call written in its
+    text (`slmlab.actions.action_of`: ReAct, HTTP-verb line, `name(args)`, JSON action), or `"respond"`.
+
+    A frame without `response_text` gets the tool name or `"respond"`, as before text actions.
+
+    Example:
+        >>> pl.DataFrame({"tool_name": ["f", None], "response_text": [None, "GET /x?q=1"]}).select(
+        ...     action_expr())["action"].to_list()
+        ['f', 'GET /x']
+    """
+
+    def _actions_of(s: pl.Series) -> pl.Series:
+        fields = s.struct.fields
+        tools = s.struct.field("tool_name").to_list()
+        texts = s.struct.field("response_text").to_list() if "response_text" in fields else [None] * len(s)
+        return pl.Series(_actions.actions_of(tools, texts), dtype=pl.String)
+
+    # The regex selects `response_text` only where the frame has it.
+    return (
+        pl.struct(pl.col("^(tool_name|response_text)$"))
+        .map_batches(_actions_of, return_dtype=pl.String)
+        .alias("action")
+    )
 
 
 def parse_messages(messages_json: str | None) -> list[dict[str, Any]]:
@@ -165,9 +189,16 @@ def parse_messages(messages_json: str | None) -> list[dict[str, Any]]:
     return json.loads(messages_json) if messages_json else []
 
 
-def parse_tool_calls(tool_calls_json: str | None) -> list[dict[str, Any]]:
-    """Decode `response_tool_calls` into `[{"id", "name", "arguments"}]` (arguments a JSON string)."""
-    return json.loads(tool_calls_json) if tool_calls_json else []
+def parse_tool_calls(tool_calls_json: str | None, response_text: str | None = None) -> list[dict[str, Any]]:
+    """Decode `response_tool_calls` into `[{"id", "name", "arguments"}]` (arguments a JSON string).
+
+    Given the `response_text` too, a call without structured tool calls yields the tool call written in
+    its text (`slmlab.actions.text_tool_calls`, with `"format": "text:<kind>"`), so name and argument
+    agreement treat a text action like a structured one; the raw text stays in `response_text`.
+    """
+    if response_text is None:
+        return json.loads(tool_calls_json) if tool_calls_json else []
+    return _actions.tool_calls_of(tool_calls_json, response_text)
 
 
 def message_text(message: dict[str, Any]) -> str:
@@ -210,3 +241,4 @@ CLUSTER_SCHEMA: dict[str, pl.DataType] = {
 }
 
 CLUSTER_STATUSES = ("unreviewed", "slm_candidate", "keep_llm", "ignore")
+

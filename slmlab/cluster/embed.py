@@ -103,7 +103,7 @@ class Embedder:
 
     Args:
         max_chars: texts are cut to their first `max_chars` characters before embedding (and hashing).
-        batch_size: texts per forward pass.
+        batch_size: texts per forward pass; texts are batched by length (see `_run`).
         cache: store vectors under `SLMLAB_HOME/cache/embeddings/<name>/` and reuse them.
         show_progress: a tqdm bar over batches; None shows it for more than 2,000 uncached texts.
     """
@@ -113,7 +113,7 @@ class Embedder:
     def __init__(
         self,
         max_chars: int = 1000,
-        batch_size: int = 64,
+        batch_size: int = 32,
         cache: bool = True,
         show_progress: bool | None = None,
     ) -> None:
@@ -164,14 +164,19 @@ class Embedder:
         return np.stack(found).astype(np.float32)
 
     def _run(self, texts: list[str]) -> np.ndarray:
+        # Batches of similar length: a transformer pads each batch to its longest text, so input order
+        # (a 20-character greeting beside a 500-character tool result) wastes most of the compute.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         batches = range(0, len(texts), self.batch_size)
         show = self.show_progress if self.show_progress is not None else len(texts) > 2000
         if show:
             from tqdm.auto import tqdm
 
             batches = tqdm(batches, desc=f"embed {self.name}", unit="batch")
-        out = [self._embed(texts[i : i + self.batch_size]) for i in batches]
-        return _normalize(np.concatenate(out, axis=0))
+        out = [self._embed([texts[j] for j in order[i : i + self.batch_size]]) for i in batches]
+        vecs = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
+        vecs[np.asarray(order)] = np.concatenate(out, axis=0)
+        return _normalize(vecs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -10,7 +10,7 @@ described by named *feature parts*, each a block of the feature matrix:
 | `system` | prompt | embedding of the system prompt |
 | `last_message` | prompt | embedding of the last message, prefixed by its role and tool ("tool get_user_details: {...}"); a last user turn is not prefixed (it is `last_user`, embedded once) |
 | `prompt_state` | prompt | one-hot of the system-prompt template id, one-hot of the last message's role and tool, and the embeddings of the last user turn and of the last message |
-| `action` | response | one-hot of the action (tool called or "respond") and of the output shape (tool_call/json/text) |
+| `action` | response | one-hot of the action (tool called, structured or written in the text as `slmlab.actions` reads it, or "respond") and of the output shape (tool_call/json/text) |
 
 Combine parts with "+", e.g. "prompt_state+action" (the offline default: it may use what the LLM did).
 The router sees only the prompt, so `TaskClusterer.predict` always uses the prompt-only parts of its
@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from slmlab.cluster.embed import Embedder, select_embedder
-from slmlab.schema import TEXT_ACTION, message_text
+from slmlab.schema import action_expr, message_text
 
 # Characters of each text a clusterer embeds: the head of a tool result or user turn says what it is, and
 # MiniLM's cost grows with length. Steps that embed the same prompts (the drift check) use it too, so the
@@ -205,7 +205,7 @@ def call_states(calls: pl.DataFrame, max_chars: int = 1000) -> pl.DataFrame:
             for i in range(calls.height)
         ]
         out = out.with_columns(
-            calls.get_column("tool_name").fill_null(TEXT_ACTION).alias("action"),
+            calls.select(action_expr()).to_series(),
             pl.Series("output_shape", shapes, dtype=pl.String),
         )
     return out
@@ -257,6 +257,8 @@ class FeatureEncoder:
     parts_: tuple[str, ...] = field(default=(), init=False)
     vocab_: dict[str, list[str]] = field(default_factory=dict, init=False)
     embedders_: dict[str, Embedder] = field(default_factory=dict, init=False)
+    # Column range of each block in the last matrix `transform` returned, e.g. {"action": (768, 914)}.
+    block_slices_: dict[str, tuple[int, int]] = field(default_factory=dict, init=False)
 
     def blocks(self) -> list[tuple[str, str, str]]:
         seen: dict[str, tuple[str, str, str]] = {}
@@ -322,6 +324,8 @@ class FeatureEncoder:
             else:
                 mat = self.embedders_[name].embed(values)
             mats.append(mat * np.float32(np.sqrt(self._weight(name))))
+        starts = np.cumsum([0] + [m.shape[1] for m in mats])
+        self.block_slices_ = {b[0]: (int(starts[i]), int(starts[i + 1])) for i, b in enumerate(self.blocks())}
         return np.hstack(mats).astype(np.float32) if mats else np.zeros((calls.height, 0), np.float32)
 
     def fit_transform(self, calls: pl.DataFrame, states: pl.DataFrame | None = None) -> np.ndarray:

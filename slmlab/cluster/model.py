@@ -269,9 +269,7 @@ class TaskClusterer:
 
     def _situation_columns(self) -> np.ndarray | None:
         """Columns of the feature matrix that describe the situation (all blocks but the action one-hot)."""
-        cols = [
-            np.arange(a, b) for name, (a, b) in self.encoder_.block_slices_.items() if name != "action"
-        ]
+        cols = [np.arange(a, b) for name, (a, b) in self.encoder_.block_slices_.items() if name != "action"]
         return np.concatenate(cols) if cols else None
 
     def _split_group(self, xg: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
