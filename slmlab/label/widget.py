@@ -130,8 +130,10 @@ class LabelWidget:
         self.summary = w.HTML()
         self.message = w.HTML()
         self.name_text = w.Text(placeholder="cluster name", layout=w.Layout(width="260px"))
-        self.rename_button = w.Button(description="Rename", icon="pencil")
-        self.merge_button = w.Button(description="Merge selected", icon="compress")
+        # width "auto": a button as wide as its label, never "Merge selec…"
+        auto = w.Layout(width="auto", min_width="max-content")
+        self.rename_button = w.Button(description="Rename", icon="pencil", layout=auto)
+        self.merge_button = w.Button(description="Merge selected", icon="compress", layout=auto)
         choices = [
             c
             for c in SPLIT_CHOICES
@@ -140,16 +142,17 @@ class LabelWidget:
         self.split_by = w.Dropdown(
             options=choices, value="action", description="split by", layout=w.Layout(width="200px")
         )
-        self.split_button = w.Button(description="Split", icon="scissors")
+        self.split_button = w.Button(description="Split", icon="scissors", layout=auto)
         self.status_buttons = {
-            status: w.Button(description=label, button_style=style) for status, label, style in STATUS_BUTTONS
+            status: w.Button(description=label, button_style=style, layout=auto)
+            for status, label, style in STATUS_BUTTONS
         }
         self.note_text = w.Textarea(
             placeholder="notes on this cluster", layout=w.Layout(width="100%", height="60px")
         )
-        self.note_button = w.Button(description="Save note", icon="sticky-note")
-        self.undo_button = w.Button(description="Undo", icon="undo")
-        self.save_button = w.Button(description="Save", icon="save", disabled=self.path is None)
+        self.note_button = w.Button(description="Save note", icon="sticky-note", layout=auto)
+        self.undo_button = w.Button(description="Undo", icon="undo", layout=auto)
+        self.save_button = w.Button(description="Save", icon="save", disabled=self.path is None, layout=auto)
 
         self.rename_button.on_click(lambda _: self._act(self._rename))
         self.merge_button.on_click(lambda _: self._act(self._merge))
@@ -198,27 +201,65 @@ class LabelWidget:
                     "yaxis": {"visible": False},
                 },
             )
+
+        def row(children: list[Any]) -> Any:  # a row of controls that wraps instead of being cut
+            return w.HBox(children, layout=w.Layout(flex_flow="row wrap", width="100%"))
+
         edit = w.VBox(
             [
-                w.HBox([self.name_text, self.rename_button]),
-                w.HBox([self.merge_button, self.split_by, self.split_button]),
-                w.HBox(list(self.status_buttons.values())),
+                row([self.name_text, self.rename_button]),
+                row([self.merge_button, self.split_by, self.split_button]),
+                row(list(self.status_buttons.values())),
                 self.note_text,
-                w.HBox([self.note_button, self.undo_button, self.save_button]),
+                row([self.note_button, self.undo_button, self.save_button]),
                 self.message,
             ]
         )
-        left = w.VBox([self.summary, self.cluster_list, edit], layout=w.Layout(width="46%"))
+        # Two columns that wrap under each other in a narrow output (min widths), never run off the edge.
+        left = w.VBox(
+            [self.summary, self.cluster_list, edit],
+            layout=w.Layout(flex="1 1 440px", min_width="360px", max_width="100%"),
+        )
         right_items = [self.figure] if self.figure is not None else []
-        right = w.VBox([*right_items, self.detail], layout=w.Layout(width="54%"))
-        self.widget = w.HBox([left, right])
+        right = w.VBox(
+            [*right_items, self.detail],
+            layout=w.Layout(flex="1 1 440px", min_width="360px", max_width="100%"),
+        )
+        self.widget = w.HBox([left, right], layout=w.Layout(flex_flow="row wrap", width="100%"))
         self.refresh()
         if self.cluster_list.options:
             self.cluster_list.value = (self.cluster_list.options[0][1],)
+        self._watch_session()
 
     # ------------------------------------------------------------------------------------- display
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
+
+    def _session_state(self) -> list[tuple[Any, ...]]:
+        return self.session.clusters.select("cluster", "name", "status", "size", "note").rows()
+
+    def _watch_session(self) -> None:
+        """Redraw after every notebook cell that changed the session behind the widget's back.
+
+        A later cell (`session.accept_suggested(...)`, `session.rename(...)`) edits the same session; without
+        this the list would show the state from before that cell until the next click in the widget, e.g.
+        every cluster "?" right after Run All while the cell below printed the accepted ones.
+        """
+        self._shown = self._session_state()
+        try:
+            from IPython import get_ipython
+        except ImportError:  # no IPython: scripted use, nothing to watch
+            return
+        shell = get_ipython()
+        if shell is not None:
+            shell.events.register("post_run_cell", self.sync)
+
+    def sync(self, *_: Any) -> bool:
+        """Redraw if the session changed since the widget last drew it; True if it redrew."""
+        if self._session_state() == self._shown:
+            return False
+        self.refresh()
+        return True
 
     # ----------------------------------------------------------------------------------------- views
     @property
@@ -231,9 +272,12 @@ class LabelWidget:
         table = self.session.clusters
         keep = select if select is not None else self.selected
         options = []
+        confidence = self._confidence()
         for r in table.iter_rows(named=True):
             cost = f"{r['share_cost']:.0%} cost" if r["share_cost"] is not None else "cost n/a"
             label = f"{STATUS_MARK[r['status']]:>8} │ {r['name']} · {r['size']} calls · {cost}"
+            if r["cluster"] in confidence:
+                label += f" · conf {confidence[r['cluster']][0]:.2f}"
             options.append((label, r["cluster"]))
         valid = {c for _, c in options}
         self.cluster_list.unobserve(self._on_select, names="value")
@@ -247,7 +291,22 @@ class LabelWidget:
         ]
         saved = "" if not self._dirty else " · <i>unsaved changes</i>"
         self.summary.value = f"<b>{table.height} clusters</b> · " + " · ".join(parts) + saved
+        self._shown = self._session_state()
         self._show_selection()
+
+    def _confidence(self) -> dict[int, tuple[float, float]]:
+        """Per current cluster: mean `cluster_confidence` of its calls and the share below 0.5, where the
+        clustered table has that column (step 3's per-call confidence); else empty."""
+        calls = self._calls
+        if calls is None or "cluster_confidence" not in calls.columns or self.session._assign is None:
+            return {}
+        df = pl.DataFrame(
+            {"cluster": self.session.call_clusters, "conf": calls.get_column("cluster_confidence")}
+        ).drop_nulls()
+        agg = df.group_by("cluster").agg(
+            pl.col("conf").mean().alias("mean"), (pl.col("conf") < 0.5).mean().alias("low")
+        )
+        return {int(c): (float(m), float(lo)) for c, m, lo in agg.iter_rows()}
 
     def _on_select(self, change: dict[str, Any]) -> None:
         self._show_selection()
@@ -300,6 +359,12 @@ class LabelWidget:
             f"(p90 {num(r['p90_input_tokens'], ',.0f')}) / out {num(r['mean_output_tokens'], ',.0f')}",
             f"<b>keywords</b>: {esc(', '.join(r['keywords'] or []))}",
         ]
+        conf = self._confidence().get(r["cluster"])
+        if conf is not None:
+            lines.append(
+                f"<b>cluster confidence</b> (per call, step 3): mean {conf[0]:.2f} · "
+                f"{conf[1]:.0%} of calls below 0.5 (check those: they may belong elsewhere)"
+            )
         if r["template"]:
             lines.append(f"<b>template</b>: <code>{esc(r['template'][:300])}</code>")
         if r["note"]:
