@@ -99,5 +99,24 @@ def report(run_name: str = typer.Option("demo", "--run", help="run folder name")
     typer.echo(str(write_report(run_name)))
 
 
+@app.command()
+def workshop(
+    action: str = typer.Argument(..., help="prepare: pre-compute the run folder and caches for a workshop"),
+    run_name: str = typer.Option("workshop", "--run", help="run folder participants open (SLMLAB_RUN)"),
+    smoke: bool = typer.Option(False, help="tiny sizes (SLMLAB_SMOKE=1), a dry run of the preparation"),
+    force: bool = typer.Option(False, help="re-run every notebook even if cached"),
+    archive: Path | None = typer.Option(None, help="also pack SLMLAB_HOME into this .tar.gz"),
+) -> None:
+    """Workshop mode: `slmlab workshop prepare` runs every notebook once (embeddings, adapters, run folder)."""
+    if action != "prepare":
+        raise typer.BadParameter(f"unknown action {action!r}; use: slmlab workshop prepare")
+    from slmlab.pipeline.workshop import prepare
+
+    prep = prepare(run_name, smoke=smoke, force=force, archive=archive)
+    typer.echo(prep.summary())
+    if not prep.ok:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()
