@@ -166,7 +166,7 @@ def test_bad_input_is_quarantined_never_dropped(tmp_path):
         ["invalid JSON", "messages is int", "missing request.messages", "no response", "no choices", "duplicate call_id 'c0'",
          "expected an object", "not valid UTF-8"], reasons, strict=True):  # fmt: skip
         assert needle in r, (needle, r)
-    assert all(set(e) == {"source_file", "line", "reason", "raw"} for e in q)
+    assert all(set(e) == {"source_file", "line", "json_path", "reason", "raw"} for e in q)
 
 
 def test_empty_and_blank_files(tmp_path):

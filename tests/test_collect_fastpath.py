@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-import slmlab.collect.base as base
+import slmlab.collect.driver as base
 from slmlab.collect import ingest
 from slmlab.collect.base import Context, iter_jsonl, iter_jsonl_blocks, timestamp_column, to_datetime
 from slmlab.collect.openai import OpenAIReader

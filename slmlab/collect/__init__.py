@@ -1,10 +1,15 @@
 """Step 1, collect: read real agent logs into the canonical call table (`slmlab.schema.CALL_SCHEMA`).
 
 Readers, by name (format="auto" sniffs each file): `openai` (proxy request/response JSONL, Data Flywheel),
-`openai_batch` (Batch API input + output files), `otel_genai` (OpenTelemetry GenAI spans, OTLP JSON),
-`openinference` (Arize Phoenix span exports), `langfuse` (observation exports), `langsmith` (run exports),
-`tau_bench`, `tau2_bench` and `toolbench` (public agent benchmarks). Malformed records go to a quarantine
-JSONL; `read == ingested + quarantined` always. Add a format with `register_reader`.
+`openai_batch` (Batch API input + output files), `otel_genai` (OpenTelemetry GenAI spans: OTLP JSON, the
+SDK's ConsoleSpanExporter output, Jaeger JSON), `openinference` (Arize Phoenix span exports), `langfuse`
+(observation exports), `langsmith` (run exports and `{"post", "patch"}` batch payloads), `tau_bench`,
+`tau2_bench` and `toolbench` (public agent benchmarks). Malformed records go to a quarantine JSONL;
+`read == ingested + quarantined` always.
+
+Bring your own format: subclass `Reader` (`sniff` + `calls`), build rows with the helpers exported here
+(`to_json`, `openai_tool_calls`, `response_fields`, `as_int`, `as_float`, `first_json`, ...) and
+`register_reader` it (or pass `--reader module:Class` to `slmlab ingest`).
 
 Usage:
     >>> from slmlab.collect import ingest
@@ -24,28 +29,53 @@ from slmlab.collect import (  # noqa: F401  (importing registers the readers)
     tau_bench,
     toolbench,
 )
-from slmlab.collect.base import (
-    READERS,
-    BadRecord,
-    IngestResult,
-    IngestSummary,
-    Reader,
-    SkipRecord,
-    UnknownFormatError,
-    detect_format,
-    ingest,
-    register_reader,
+from slmlab.collect.base import READERS, Reader, detect_format, register_reader
+from slmlab.collect.driver import IngestResult, IngestSummary, ingest
+from slmlab.collect.files import first_json, iter_json_records, iter_jsonl, parse_json, read_head
+from slmlab.collect.record import BadRecord, Context, Record, SkipRecord, UnknownFormatError
+from slmlab.collect.shapes import json_value, openai_tools, text_of
+from slmlab.collect.values import (
+    as_float,
+    as_int,
+    history_message,
+    openai_tool_calls,
+    require_messages,
+    response_fields,
+    span_ms,
+    to_datetime,
+    to_json,
+    to_openai_tool_calls,
 )
 
 __all__ = [
     "READERS",
     "BadRecord",
+    "Context",
     "IngestResult",
     "IngestSummary",
     "Reader",
+    "Record",
     "SkipRecord",
     "UnknownFormatError",
+    "as_float",
+    "as_int",
     "detect_format",
+    "first_json",
+    "history_message",
     "ingest",
+    "iter_json_records",
+    "iter_jsonl",
+    "json_value",
+    "openai_tool_calls",
+    "openai_tools",
+    "parse_json",
+    "read_head",
     "register_reader",
+    "require_messages",
+    "response_fields",
+    "span_ms",
+    "text_of",
+    "to_datetime",
+    "to_json",
+    "to_openai_tool_calls",
 ]

@@ -43,14 +43,13 @@ from slmlab.collect.base import (
     as_int,
     first_json,
     iter_json_records,
-    openai_tool_calls,
     register_reader,
     response_fields,
     span_ms,
     to_json,
 )
-from slmlab.collect.langsmith import lc_message
-from slmlab.collect.shapes import Ancestry, json_value, openai_tools, text_ids, text_of
+from slmlab.collect.messages import answer_of, prompt_messages
+from slmlab.collect.shapes import Ancestry, json_value, openai_tools, text_ids
 
 # usageDetails keys Langfuse and its SDKs use for prompt tokens served from a cache.
 CACHED_KEYS = (
@@ -63,25 +62,6 @@ CACHED_KEYS = (
 
 def _d(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
-
-
-def _messages(inp: Any) -> list[dict[str, Any]]:
-    """Prompt messages from OpenAI, LangChain or OTel parts-form messages."""
-    if inp is None:
-        raise BadRecord("GENERATION has no input")
-    if isinstance(inp, str):
-        return [{"role": "user", "content": inp}]
-    if not isinstance(inp, list):
-        raise BadRecord(f"input is {type(inp).__name__}, expected messages")
-    out: list[dict[str, Any]] = []
-    for m in inp:
-        if isinstance(m, dict) and isinstance(m.get("parts"), list):
-            from slmlab.collect.otel_genai import parts_message
-
-            out.extend(parts_message(m))
-        else:
-            out.append(lc_message(m))
-    return out
 
 
 def _usage(record: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
@@ -127,15 +107,20 @@ class LangfuseReader(Reader):
         return '"GENERATION"' in head and '"traceId"' in head
 
     def _observations(self, ctx: Context) -> Iterator[Record]:
-        # a trace document keeps its `observations` (and its sessionId): not unwrapped as a list of records
+        # A trace document keeps its `observations` (and its sessionId): not unwrapped as a list of records.
+        # Observations nested in traces are numbered 1, 2, ... across the file, with their JSON path.
+        n = 0
         for rec in iter_json_records(ctx.path, list_keys=("data", "records", "items")):
             obs = rec.obj.get("observations") if isinstance(rec.obj, dict) else None
             if rec.error is None and isinstance(obs, list) and "type" not in rec.obj:  # a trace
-                for o in obs:
+                base = rec.where or "$"
+                for i, o in enumerate(obs):
                     if isinstance(o, dict) and rec.obj.get("sessionId") and not o.get("sessionId"):
                         o = {**o, "sessionId": rec.obj["sessionId"]}
-                    yield Record(rec.line, obj=o)
+                    n += 1
+                    yield Record(n if rec.raw is None else rec.line, obj=o, where=f"{base}.observations[{i}]")
             else:
+                n += 1
                 yield rec
 
     def records(self, ctx: Context) -> Iterator[Record]:
@@ -157,32 +142,11 @@ class LangfuseReader(Reader):
         tools = None
         if isinstance(inp, dict):
             tools = openai_tools(inp.get("tools") or inp.get("functions"))
-            inp = inp.get("messages", inp.get("prompt", inp.get("input")))
-        messages = _messages(json_value(inp))
-        out = json_value(record.get("output"))
-        text, tool_calls, finish = None, [], None
-        if isinstance(out, str):
-            text = out
-        elif isinstance(out, dict) and isinstance(out.get("choices"), list) and out["choices"]:
-            ch = out["choices"][0] if isinstance(out["choices"][0], dict) else {}
-            m = _d(ch.get("message"))
-            text, tool_calls, finish = (
-                text_of(m.get("content")),
-                openai_tool_calls(m.get("tool_calls")),
-                ch.get("finish_reason"),
-            )
-        elif isinstance(out, (dict, list)) and out:
-            last = out[-1] if isinstance(out, list) else out
-            if isinstance(last, dict) and isinstance(last.get("parts"), list):
-                from slmlab.collect.otel_genai import parts_message
-
-                m = parts_message(last)[0]
-                finish = last.get("finish_reason")
-            else:
-                m = lc_message(last)
-            text, tool_calls = text_of(m.get("content")), openai_tool_calls(m.get("tool_calls"))
-        elif out is None and record.get("level") != "ERROR":
-            raise BadRecord("GENERATION has no output")
+        messages = prompt_messages(inp, "GENERATION input")
+        out = record.get("output")
+        text, tool_calls, finish = answer_of(out)
+        if out is None and record.get("level") != "ERROR":
+            raise BadRecord("GENERATION has no output (expected a message, a string or a completion)")
         in_tok, out_tok, cached = _usage(record)
         meta_in = _d(json_value(record.get("metadata")))
         params = record.get("modelParameters")
@@ -199,7 +163,7 @@ class LangfuseReader(Reader):
         return [
             text_ids(
                 {
-                    "call_id": oid or f"{ctx.path.name}:{line}",
+                    "call_id": oid,
                     "session_id": record.get("sessionId") or record.get("traceId"),
                     "parent_id": record.get("parentObservationId"),
                     "agent": meta_in.get("agent")

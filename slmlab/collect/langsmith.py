@@ -48,75 +48,14 @@ from slmlab.collect.base import (
     as_float,
     as_int,
     first_json,
-    history_message,
     openai_tool_calls,
     register_reader,
     response_fields,
     span_ms,
     to_json,
 )
+from slmlab.collect.messages import lc_message
 from slmlab.collect.shapes import json_value, openai_tools, text_ids, text_of
-
-_LC_ROLES = {
-    "human": "user",
-    "humanmessage": "user",
-    "user": "user",
-    "ai": "assistant",
-    "aimessage": "assistant",
-    "aimessagechunk": "assistant",
-    "assistant": "assistant",
-    "system": "system",
-    "systemmessage": "system",
-    "tool": "tool",
-    "toolmessage": "tool",
-    "function": "function",
-    "functionmessage": "function",
-    "chat": "user",
-    "chatmessage": "user",
-    "humanmessagechunk": "user",
-    "systemmessagechunk": "system",
-    "toolmessagechunk": "tool",
-    "developer": "system",
-}
-
-
-def lc_message(m: Any) -> dict[str, Any]:
-    """One LangChain-serialised, `{type, data}` or plain message as an OpenAI chat message."""
-    if isinstance(m, str):
-        return {"role": "user", "content": m}
-    if not isinstance(m, dict):
-        raise BadRecord(f"a message is a {type(m).__name__}, expected an object")
-    if m.get("lc") and isinstance(m.get("kwargs"), dict):  # {"lc": 1, "type": "constructor", "id": [...]}
-        kind = str((m.get("id") or ["", "HumanMessage"])[-1]).lower()
-        body = m["kwargs"]
-    elif isinstance(m.get("data"), dict) and "type" in m:  # {"type": "human", "data": {...}}
-        kind, body = str(m["type"]).lower(), m["data"]
-    else:
-        kind, body = str(m.get("role") or m.get("type") or "user").lower(), m
-    role = _LC_ROLES.get(kind, body.get("role") or kind)
-    if role == "user" and body.get("role") in ("system", "assistant", "tool"):
-        role = body["role"]
-    content = body.get("content")
-    calls = lc_tool_calls(body)
-    if isinstance(content, list) and calls:  # tool_use blocks are repeated in tool_calls
-        content = [b for b in content if not (isinstance(b, dict) and b.get("type") == "tool_use")] or None
-    return history_message(role, content, calls, body)
-
-
-def lc_tool_calls(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """Canonical tool calls of a LangChain message: `tool_calls` (`{name, args, id}`), OpenAI ones in
-    `additional_kwargs`, or Anthropic `tool_use` content blocks (`{id, name, input}`)."""
-    if body.get("tool_calls"):
-        return openai_tool_calls(json_value(body["tool_calls"]))
-    extra = body.get("additional_kwargs") or {}
-    if extra.get("tool_calls"):
-        return openai_tool_calls(extra["tool_calls"])
-    if extra.get("function_call"):
-        return openai_tool_calls([extra["function_call"]])
-    content = body.get("content")
-    if isinstance(content, list):
-        return openai_tool_calls([b for b in content if isinstance(b, dict) and b.get("type") == "tool_use"])
-    return []
 
 
 def lc_messages(msgs: Any, what: str) -> list[dict[str, Any]]:
@@ -252,7 +191,7 @@ class LangSmithReader(Reader):
         return [
             text_ids(
                 {
-                    "call_id": rid or f"{ctx.path.name}:{line}",
+                    "call_id": rid or ctx.fallback_id(line),
                     "session_id": meta_in.get("session_id")
                     or meta_in.get("thread_id")
                     or meta_in.get("conversation_id")

@@ -27,21 +27,10 @@ from typing import Any
 
 import orjson
 
-from slmlab.collect.base import (
-    BadRecord,
-    Context,
-    FastRows,
-    Reader,
-    as_float,
-    as_int,
-    first_json,
-    is_jsonl,
-    openai_tool_calls,
-    register_reader,
-    require_messages,
-    span_ms,
-    to_json,
-)
+from slmlab.collect.base import FastRows, Reader, register_reader
+from slmlab.collect.files import first_json, is_jsonl
+from slmlab.collect.record import BadRecord, Context
+from slmlab.collect.values import as_float, as_int, openai_tool_calls, require_messages, span_ms, to_json
 
 _META_SESSION = ("session_id", "conversation_id", "trace_id", "thread_id")
 _META_AGENT = ("agent", "agent_name", "agent_id")
@@ -221,7 +210,7 @@ class OpenAIReader(Reader):
         tools = ctx.state.setdefault("tools_cache", _ToolsCache())
         row = chat_completion_row(record["request"], record.get("response"), record, tools)
         if row["call_id"] is None:
-            row["call_id"] = f"{ctx.path.name}:{line}"
+            row["call_id"] = ctx.fallback_id(line)
         return [row]
 
     def fast_rows(self, ctx: Context) -> FastRows | None:
@@ -230,7 +219,7 @@ class OpenAIReader(Reader):
             return None
         tools_json = ctx.state.setdefault("tools_cache", _ToolsCache())
         loads = _RepeatedTools().loads
-        file_name, source_file, fmt = ctx.path.name, str(ctx.path), self.name
+        file_name, source_file, fmt = ctx.key, str(ctx.path), self.name
 
         def rows(lines: list[bytes], first: int) -> list[list[Any] | None]:
             out: list[list[Any] | None] = []
@@ -467,6 +456,10 @@ def _fast_row(
                     args = _json_text(args)
                     if args is None:
                         return None
+            try:  # arguments that are not JSON are flagged by the per-record path
+                orjson.loads(args)
+            except orjson.JSONDecodeError:
+                return None
             tool_calls.append({"id": tc_id, "name": name, "arguments": args})
         tc_json, tool_name, n_calls = (
             orjson.dumps(tool_calls).decode(),

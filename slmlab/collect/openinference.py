@@ -55,6 +55,7 @@ from slmlab.collect.base import (
     to_json,
     to_openai_tool_calls,
 )
+from slmlab.collect.otlp import attributes
 from slmlab.collect.shapes import Ancestry, json_value, openai_tool, openai_tools, text_ids, text_of
 
 _MSG = re.compile(r"^llm\.(input|output)_messages\.(\d+)\.message\.(.+)$")
@@ -255,8 +256,6 @@ def _lookup(obj: Any, dotted: str) -> Any:
 def _attrs_as_dict(record: dict[str, Any]) -> dict[str, Any]:
     """A record whose `attributes` is an OTLP key/value list (Phoenix `/spans/otlpv1`) with a dict there."""
     if isinstance(record.get("attributes"), list):
-        from slmlab.collect.otel_genai import attributes
-
         record = {**record, "attributes": attributes(record["attributes"])}
     return record
 
@@ -318,7 +317,7 @@ class OpenInferenceReader(Reader):
         end = a.get("end_time") or a.get("end_time_unix_nano")
         row.update(
             {
-                "call_id": span_id or record.get("id") or f"{ctx.path.name}:{line}",
+                "call_id": span_id or record.get("id") or ctx.fallback_id(line),
                 "session_id": row.get("session_id")
                 or tree.inherit(span_id, "session")
                 or meta.get("thread_id")

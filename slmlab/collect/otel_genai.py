@@ -77,6 +77,8 @@ from slmlab.collect.base import (
     to_json,
     to_openai_tool_calls,
 )
+from slmlab.collect.openinference import flat_call
+from slmlab.collect.otlp import any_value, attributes, parts_message
 from slmlab.collect.shapes import Ancestry, json_value, openai_tools, text_ids, text_of
 
 CHAT_OPERATIONS = ("chat", "text_completion", "generate_content", "completion")
@@ -106,66 +108,6 @@ NO_CONTENT = (
     "capture was off (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)"
 )
 
-# --------------------------------------------------------------------------------------- OTLP values
-
-_ANY_KINDS = {
-    "stringValue": "str",
-    "string_value": "str",
-    "intValue": "int",
-    "int_value": "int",
-    "doubleValue": "float",
-    "double_value": "float",
-    "boolValue": "bool",
-    "bool_value": "bool",
-    "arrayValue": "array",
-    "array_value": "array",
-    "kvlistValue": "kvlist",
-    "kvlist_value": "kvlist",
-    "bytesValue": "bytes",
-    "bytes_value": "bytes",
-}
-
-
-def any_value(v: Any) -> Any:
-    """Decode an OTLP JSON `AnyValue` (`{"stringValue": ...}`, `intValue` as text, arrays, kv-lists).
-
-    Example:
-        >>> any_value({"arrayValue": {"values": [{"intValue": "120"}, {"stringValue": "x"}]}})
-        [120, 'x']
-    """
-    if not isinstance(v, dict):
-        return v
-    for key, x in v.items():
-        kind = _ANY_KINDS.get(key)
-        if kind == "str" or kind == "bytes":
-            return x
-        if kind == "int":
-            return as_int(x)
-        if kind == "float":
-            return as_float(x)
-        if kind == "bool":
-            return bool(x)
-        if kind == "array":
-            values = x.get("values") if isinstance(x, dict) else None
-            return [any_value(y) for y in values] if isinstance(values, list) else []
-        if kind == "kvlist":
-            values = x.get("values") if isinstance(x, dict) else None
-            return attributes(values) if isinstance(values, list) else {}
-    return None
-
-
-def attributes(attrs: Any) -> dict[str, Any]:
-    """OTLP `[{"key", "value": AnyValue}]` (or an already flat dict) as a plain dict."""
-    if isinstance(attrs, dict):
-        return attrs
-    if not isinstance(attrs, list):
-        raise BadRecord(f"attributes is {type(attrs).__name__}, expected a list of key/value pairs")
-    return {
-        a["key"]: any_value(a.get("value"))
-        for a in attrs
-        if isinstance(a, dict) and isinstance(a.get("key"), str)
-    }
-
 
 def _field(obj: dict[str, Any], camel: str, snake: str) -> Any:
     v = obj.get(camel)
@@ -193,40 +135,6 @@ def _parts_text(parts: Any) -> str | None:
         texts = [str(p.get("content", "")) for p in parts if isinstance(p, dict) and p.get("type") == "text"]
         return "\n".join(texts) if texts else None
     return text_of(parts)
-
-
-def parts_message(m: Any) -> list[dict[str, Any]]:
-    """One GenAI-convention message (`role` + typed `parts`) as OpenAI messages (tool results split out).
-
-    Example:
-        >>> parts_message({"role": "tool", "parts": [{"type": "tool_call_response", "id": "c1", "response": 14}]})
-        [{'role': 'tool', 'tool_call_id': 'c1', 'content': '14'}]
-    """
-    if not isinstance(m, dict):
-        raise BadRecord(f"a GenAI message is a {type(m).__name__}, expected an object")
-    parts = m.get("parts")
-    if parts is None:  # not the parts form: an OpenAI-like message
-        return [m]
-    texts, calls, out = [], [], []
-    for p in parts if isinstance(parts, list) else []:
-        t = p.get("type") if isinstance(p, dict) else None
-        if t == "text":
-            texts.append(str(p.get("content", "")))
-        elif t == "tool_call":
-            calls.append({"id": p.get("id"), "name": p.get("name"), "arguments": p.get("arguments")})
-        elif t == "tool_call_response":
-            resp = p.get("response", p.get("result"))
-            content = resp if isinstance(resp, str) else to_json(resp)
-            out.append({"role": "tool", "tool_call_id": p.get("id"), "content": content})
-        # reasoning, blob, file, uri and server-tool parts are not part of the text prompt
-    if texts or calls or not out:
-        msg: dict[str, Any] = {"role": m.get("role", "user"), "content": "\n".join(texts) if texts else None}
-        if calls:
-            msg["tool_calls"] = to_openai_tool_calls(openai_tool_calls(calls))
-        if m.get("name"):
-            msg["name"] = m["name"]
-        out.insert(0, msg)
-    return out
 
 
 def _openai_message(m: Any) -> dict[str, Any]:
@@ -601,8 +509,6 @@ class OtelGenAIReader(Reader):
             else None,
         }
         if "openinference.span.kind" in a and op is None:
-            from slmlab.collect.openinference import flat_call
-
             if str(a["openinference.span.kind"]).upper() != "LLM":
                 raise SkipRecord(f"OpenInference span kind {a['openinference.span.kind']!r} is not LLM")
             row = flat_call(a)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from slmlab.collect.record import BadRecord
 from slmlab.schema import message_text
 
 # Deepest ancestor chain walked when inheriting a fact (guards against cyclic parent links in bad logs).
@@ -149,8 +150,6 @@ def id_text(v: Any, what: str) -> str | None:
         return v
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return str(v)
-    from slmlab.collect.base import BadRecord
-
     raise BadRecord(f"{what} is a {type(v).__name__}, expected text")
 
 
