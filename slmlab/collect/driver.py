@@ -247,6 +247,11 @@ def ingest(
         q.close()
         if gc_was_enabled:
             gc.enable()
+    if not by_file and len(files) == 1:
+        raise UnknownFormatError(
+            f"{files[0]}: {ignored.get(str(files[0]), 'not recognised')}; no reader recognised it (tried: "
+            f"{', '.join(sorted(READERS))}); pass format=<name> to force one"
+        )
     if not by_file and files:
         detail = "; ".join(f"{p}: {r}" for p, r in list(ignored.items())[:3])
         raise UnknownFormatError(

@@ -279,7 +279,9 @@ def is_jsonl(path: Path) -> bool:
     return json_layout(path) == "jsonl"
 
 
-def unwrap(obj: Any, list_keys: tuple[str, ...] = LIST_KEYS, where: str = "$") -> list[tuple[str, Any]]:
+def unwrap(
+    obj: Any, list_keys: tuple[str, ...] = LIST_KEYS, where: str = "$", dict_of_lists: bool = True
+) -> list[tuple[str, Any]]:
     """`(JSON path, record)` pairs of one JSON document (see the module docstring for the rules);
     `list_keys=()` unwraps only a top-level list (a reader that wants whole documents).
 
@@ -291,7 +293,13 @@ def unwrap(obj: Any, list_keys: tuple[str, ...] = LIST_KEYS, where: str = "$") -
         for key in list_keys:
             if isinstance(obj.get(key), list):
                 return [(f"{where}.{key}[{i}]", x) for i, x in enumerate(obj[key])]
-        if list_keys and obj and all(isinstance(v, list) for v in obj.values()) and any(obj.values()):
+        if (
+            dict_of_lists
+            and list_keys
+            and obj
+            and all(isinstance(v, list) for v in obj.values())
+            and any(obj.values())
+        ):
             return [
                 (f"{where}[{json.dumps(k, ensure_ascii=False)}][{i}]", x)
                 for k, v in obj.items()
@@ -303,7 +311,9 @@ def unwrap(obj: Any, list_keys: tuple[str, ...] = LIST_KEYS, where: str = "$") -
     return [(where, obj)]
 
 
-def iter_json_stream(path: Path, list_keys: tuple[str, ...] = LIST_KEYS) -> Iterator[Record]:
+def iter_json_stream(
+    path: Path, list_keys: tuple[str, ...] = LIST_KEYS, dict_of_lists: bool = True
+) -> Iterator[Record]:
     """Records of JSON values written one after another (see the module docstring)."""
     text, err = _read_text(path)
     if err is not None:
@@ -331,7 +341,7 @@ def iter_json_stream(path: Path, list_keys: tuple[str, ...] = LIST_KEYS) -> Iter
             line += text.count("\n", pos, nxt)
             pos = nxt
             continue
-        items = unwrap(obj, list_keys)
+        items = unwrap(obj, list_keys, dict_of_lists=dict_of_lists)
         for where, item in items:
             yield Record(line, obj=item, where=None if where == "$" else where)
         line += text.count("\n", pos, end)
@@ -349,26 +359,29 @@ def _next_value_start(text: str, pos: int) -> int:
         pos = i + 1
 
 
-def iter_json_records(path: Path, list_keys: tuple[str, ...] = LIST_KEYS) -> Iterator[Record]:
+def iter_json_records(
+    path: Path, list_keys: tuple[str, ...] = LIST_KEYS, dict_of_lists: bool = True
+) -> Iterator[Record]:
     """Records of a JSONL file, a JSON document or a stream of JSON values (see `json_layout`).
 
-    A document's records are numbered 1, 2, ... in order and carry their JSON path in `Record.where`.
+    A document's records are numbered 1, 2, ... in order and carry their JSON path in `Record.where`;
+    `dict_of_lists=False` keeps a dict whose values are all lists as one record.
     """
     layout = json_layout(path)
     if layout == "jsonl":
         yield from iter_jsonl(path)
         return
     if layout == "stream":
-        yield from iter_json_stream(path, list_keys)
+        yield from iter_json_stream(path, list_keys, dict_of_lists)
         return
     obj, err = load_document(path)
     if err is not None and err.startswith("invalid JSON: Extra data"):
-        yield from iter_json_stream(path, list_keys)  # documents one after another
+        yield from iter_json_stream(path, list_keys, dict_of_lists)  # documents one after another
         return
     if err:
         yield Record(1, error=err, raw=raw_text(read_head(path, MAX_RAW_CHARS)))
         return
-    for i, (where, item) in enumerate(unwrap(obj, list_keys), start=1):
+    for i, (where, item) in enumerate(unwrap(obj, list_keys, dict_of_lists=dict_of_lists), start=1):
         yield Record(i, obj=item, where=None if where == "$" else where)
 
 

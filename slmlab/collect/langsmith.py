@@ -37,6 +37,7 @@ Usage:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,12 @@ from slmlab.collect.base import (
     BadRecord,
     Context,
     Reader,
+    Record,
     SkipRecord,
     as_float,
     as_int,
     first_json,
+    iter_json_records,
     openai_tool_calls,
     register_reader,
     response_fields,
@@ -76,6 +79,15 @@ def _first(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
 
+def _is_batch(obj: Any) -> bool:
+    """A `POST /runs/batch` payload: `{"post": [run creates], "patch": [run updates]}`."""
+    return (
+        isinstance(obj, dict)
+        and bool({"post", "patch"} & set(obj))
+        and all(isinstance(obj.get(k, []), list) for k in ("post", "patch"))
+    )
+
+
 class LangSmithReader(Reader):
     """LangSmith run exports."""
 
@@ -85,10 +97,56 @@ class LangSmithReader(Reader):
     def sniff(self, path: Path, head: str) -> bool:
         rec = first_json(head)
         if isinstance(rec, dict):
+            if _is_batch(rec) or ('"post"' in head[:200] and '"run_type"' in head):
+                return True
             return "run_type" in rec or (isinstance(rec.get("runs"), list) and '"run_type"' in head)
         return '"run_type"' in head
 
+    def records(self, ctx: Context) -> Iterator[Record]:
+        """Runs; batch payloads (`{"post": [...], "patch": [...]}`) are joined by run id first."""
+        patches: dict[str, dict[str, Any]] = {}
+        posted: set[str] = set()
+        has_batches = False
+        for rec in iter_json_records(ctx.path, dict_of_lists=False):
+            if rec.error is None and _is_batch(rec.obj):
+                has_batches = True
+                for p in rec.obj.get("patch") or []:
+                    if isinstance(p, dict) and p.get("id") is not None:
+                        patches.setdefault(str(p["id"]), {}).update(
+                            {k: v for k, v in p.items() if v is not None}
+                        )
+                for p in rec.obj.get("post") or []:
+                    if isinstance(p, dict) and p.get("id") is not None:
+                        posted.add(str(p["id"]))
+        if not has_batches:
+            yield from iter_json_records(ctx.path)
+            return
+        for rec in iter_json_records(ctx.path, dict_of_lists=False):
+            if rec.error is not None or not _is_batch(rec.obj):
+                yield rec
+                continue
+            base = rec.where or "$"
+            for i, run in enumerate(rec.obj.get("post") or []):
+                rid = str(run.get("id")) if isinstance(run, dict) and run.get("id") is not None else None
+                if rid is not None and rid in patches:
+                    run = {**run, **patches[rid]}
+                yield Record(rec.line, obj=run, raw=None, where=f"{base}.post[{i}]")
+            for i, p in enumerate(rec.obj.get("patch") or []):
+                pid = str(p.get("id")) if isinstance(p, dict) and p.get("id") is not None else None
+                kind = "joined patch" if pid is not None and pid in posted else "orphan patch"
+                yield Record(rec.line, obj=(kind, p), where=f"{base}.patch[{i}]")
+
     def calls(self, record: Any, ctx: Context, line: int) -> list[dict[str, Any]]:
+        if isinstance(record, tuple):  # a patch of a batch payload
+            kind, patch = record
+            if kind == "joined patch":
+                raise SkipRecord("the patch of a run read with its post")
+            if isinstance(patch, dict) and patch.get("run_type") not in (None, "llm"):
+                raise SkipRecord(f"run_type {patch.get('run_type')!r}")
+            raise BadRecord(
+                f"a patch for run {patch.get('id') if isinstance(patch, dict) else patch!r} without its post "
+                "(the run's inputs are in another payload: pass that file too)"
+            )
         if not isinstance(record, dict):
             raise BadRecord(f"run is a {type(record).__name__}, expected an object")
         if record.get("run_type") != "llm":

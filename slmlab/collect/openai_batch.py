@@ -2,11 +2,14 @@
 
 Input lines: `{"custom_id", "method", "url", "body": {model, messages, tools}}`; output lines:
 `{"id", "custom_id", "response": {"status_code", "body": <chat completion>}, "error"}`. Give the output
-file; its input is found (1) among the other paths of the same `ingest` call, else (2) beside it in the same
-folder (any `*.jsonl` whose first line is a batch request). Input files are companions: they yield no
-records of their own when their output is present; an input file without any output file is quarantined
-as a whole (one record: "no output file"). An output line whose `custom_id` has no input line is
-quarantined. A failed request (`error`, or status >= 400) becomes an error call.
+file, the input file or both; the other one is found (1) among the other paths of the same `ingest` call,
+else (2) beside it in the same folder (any `*.jsonl` / `*.jsonl.gz` whose first line is a batch request or
+response). An input file given alone reads the output file beside it (reported as "found beside").
+Input files are companions: they yield no records of their own when their output is read; an input file
+without any output file is quarantined as a whole (one record: "no output file"). An output line whose
+`custom_id` has no input line, or whose `custom_id` appears on several input lines (the join would be a
+guess), is quarantined. A failed request (`error`, or status >= 400) becomes an error call. Estimated
+costs of these calls use the Batch API price (`batch_factor` in `prices.csv`: 50% of the list price).
 
 Usage:
     >>> from slmlab.collect import ingest
@@ -15,18 +18,22 @@ Usage:
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from slmlab.collect.base import (
+    LOG_SUFFIXES,
+    READ_ERRORS,
     BadRecord,
     Context,
     Reader,
     Record,
     first_json,
     iter_jsonl,
+    open_text_bytes,
     read_head,
     register_reader,
 )
@@ -34,7 +41,10 @@ from slmlab.collect.openai import chat_completion_row
 
 
 def _kind(path: Path) -> str | None:
-    rec = first_json(read_head(path))
+    try:
+        rec = first_json(read_head(path, 1 << 16))
+    except READ_ERRORS:
+        return None
     if not isinstance(rec, dict) or "custom_id" not in rec:
         return None
     if "body" in rec and "method" in rec:
@@ -55,36 +65,48 @@ class OpenAIBatchReader(Reader):
         rec = first_json(head)
         return isinstance(rec, dict) and "custom_id" in rec and ("body" in rec or "response" in rec)
 
+    def _beside(self, path: Path, kind: str) -> list[Path]:
+        return sorted(
+            p
+            for p in path.parent.iterdir()
+            if p != path and p.name.lower().endswith(LOG_SUFFIXES) and p.is_file() and _kind(p) == kind
+        )
+
     def _inputs(self, ctx: Context) -> list[Path]:
-        cands = [p for p in ctx.all_paths if p != ctx.path]
-        cands += sorted(p for p in ctx.path.parent.glob("*.jsonl") if p != ctx.path and p not in cands)
-        return [p for p in cands if _kind(p) == "input"]
+        given = [p for p in ctx.all_paths if p != ctx.path and _kind(p) == "input"]
+        return given + [p for p in self._beside(ctx.path, "input") if p not in given]
+
+    def companions(self, path: Path) -> list[Path]:
+        """An input file's output files beside it (read through the join when not given)."""
+        return self._beside(path, "output") if _kind(path) == "input" else []
 
     def records(self, ctx: Context) -> Iterator[Record]:
         kind = _kind(ctx.path)
         if kind == "input":
-            outputs = [p for p in ctx.all_paths if p != ctx.path and _kind(p) == "output"]
-            outputs += [
-                p for p in ctx.path.parent.glob("*.jsonl") if p not in outputs and _kind(p) == "output"
-            ]
-            if outputs:
+            if any(p != ctx.path and _kind(p) == "output" for p in ctx.all_paths):
                 return  # a companion of an output file: read through the join
             raise BadRecord("batch input file without an output file (pass the output file too)")
-        # Index input lines by custom_id as (file, byte offset): the requests are read back on demand,
-        # so a batch of 50k long prompts is not held in memory twice.
-        index: dict[str, tuple[Path, int]] = {}
+        # Index input lines by custom_id as (file, byte offset): the requests are read back on demand, so a
+        # batch of 50k long prompts is not held in memory twice; a gzipped input keeps its lines in memory.
+        index: dict[str, Any] = {}
+        dups: dict[str, int] = {}
         for p in self._inputs(ctx):
-            with open(p, "rb") as f:
+            with open_text_bytes(p) as f:
+                gz = not isinstance(f, io.BufferedReader)
                 offset = 0
                 for raw in f:
                     try:
                         cid = json.loads(raw).get("custom_id")
-                    except (ValueError, AttributeError):
+                    except (ValueError, AttributeError, RecursionError):
                         cid = None
                     if cid is not None:
-                        index.setdefault(str(cid), (p, offset))
+                        key = str(cid)
+                        if key in index:
+                            dups[key] = dups.get(key, 1) + 1
+                        else:
+                            index[key] = raw if gz else (p, offset)
                     offset += len(raw)
-        ctx.state["index"] = index
+        ctx.state["index"], ctx.state["dups"] = index, dups
         yield from iter_jsonl(ctx.path)
 
     def calls(self, record: Any, ctx: Context, line: int) -> list[dict[str, Any]]:
@@ -93,14 +115,22 @@ class OpenAIBatchReader(Reader):
         cid = record.get("custom_id")
         if cid is None:
             raise BadRecord("missing custom_id")
+        if str(cid) in ctx.state["dups"]:
+            raise BadRecord(
+                f"custom_id {cid!r} is on {ctx.state['dups'][str(cid)]} input lines: which request this "
+                "output answers cannot be told (custom_id must be unique within a batch)"
+            )
         where = ctx.state["index"].get(str(cid))
         if where is None:
             raise BadRecord(
                 f"no batch input line for custom_id {cid!r} (pass the input file or put it beside)"
             )
-        with open(where[0], "rb") as f:
-            f.seek(where[1])
-            request = json.loads(f.readline()).get("body")
+        if isinstance(where, bytes):
+            request = json.loads(where).get("body")
+        else:
+            with open(where[0], "rb") as f:
+                f.seek(where[1])
+                request = json.loads(f.readline()).get("body")
         resp = record.get("response") if isinstance(record.get("response"), dict) else None
         body = resp.get("body") if resp else None
         status = resp.get("status_code") if resp else None

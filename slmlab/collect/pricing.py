@@ -1,7 +1,9 @@
 """A dated, user-editable LLM price table and cost estimates for calls whose log has no cost.
 
 The table (`slmlab/resources/prices.csv`) lists USD per million tokens for input, cached input and output,
-with the source and date of each list price. Copy it, edit it, and pass the path (or `overrides`) when your
+the share of that price a Batch API call pays (`batch_factor`, 0.5: the Batch API's 50% discount), with the
+source and date of each list price. Calls read from Batch API files (`source_format == "openai_batch"`) are
+estimated at the batch price. Copy it, edit it, and pass the path (or `overrides`) when your
 contract differs. Logged costs are never overwritten: `estimate_cost` fills only null `cost_usd`.
 
 Usage:
@@ -25,6 +27,9 @@ PRICE_SCHEMA: dict[str, pl.DataType] = {
     "input_per_mtok": pl.Float64(),
     "cached_input_per_mtok": pl.Float64(),  # null: the provider has no cache discount, bill as input
     "output_per_mtok": pl.Float64(),
+    # share of the list price a Batch API call pays (OpenAI Batch, Anthropic Message Batches and Gemini batch
+    # mode all bill 50%); null: no batch price known, billed at the list price
+    "batch_factor": pl.Float64(),
     "source": pl.String(),
     "date": pl.String(),
 }
@@ -149,8 +154,9 @@ def _stems(name: str) -> list[str]:
 def estimate_cost(calls: pl.DataFrame, prices: pl.DataFrame | None = None) -> pl.DataFrame:
     """Fill missing `cost_usd` from the price table and mark those rows `cost_estimated=True`.
 
-    Cached input tokens are billed at the cached price (the input price where none is listed); logged
-    costs (including a logged 0.0) are kept. Rows whose model matches no price or whose tokens are unknown
+    Cached input tokens are billed at the cached price (the input price where none is listed); calls read
+    from Batch API files (`source_format == "openai_batch"`) at `batch_factor` of it; logged costs
+    (including a logged 0.0) are kept. Rows whose model matches no price or whose tokens are unknown
     keep a null cost.
 
     Example:
@@ -182,12 +188,16 @@ def estimate_cost(calls: pl.DataFrame, prices: pl.DataFrame | None = None) -> pl
         pl.col("input_per_mtok").alias("_in"),
         pl.col("cached_input_per_mtok").fill_null(pl.col("input_per_mtok")).alias("_cin"),
         pl.col("output_per_mtok").alias("_out"),
+        pl.col("batch_factor").alias("_batch"),
     ).unique("_price_model", keep="first")
     cached = pl.col("cached_input_tokens").fill_null(0).cast(pl.Float64)
     inp = pl.col("input_tokens").cast(pl.Float64)
     est = ((inp - cached).clip(lower_bound=0) * pl.col("_in") + cached * pl.col("_cin")) / 1e6 + pl.col(
         "output_tokens"
     ).cast(pl.Float64).fill_null(0) * pl.col("_out") / 1e6
+    if "source_format" in df.columns:  # Batch API calls pay `batch_factor` of the list price
+        is_batch = pl.col("source_format") == "openai_batch"
+        est = est * pl.when(is_batch).then(pl.col("_batch").fill_null(1.0)).otherwise(1.0)
     fill = pl.col("cost_usd").is_null() & est.is_not_null()
     return (
         df.with_row_index("_row")
@@ -198,7 +208,7 @@ def estimate_cost(calls: pl.DataFrame, prices: pl.DataFrame | None = None) -> pl
             pl.when(fill).then(est).otherwise(pl.col("cost_usd")).alias("cost_usd"),
             (pl.col("cost_estimated").fill_null(False) | fill).alias("cost_estimated"),
         )
-        .drop("_row", "_price_model", "_in", "_cin", "_out")
+        .drop("_row", "_price_model", "_in", "_cin", "_out", "_batch")
     )
 
 

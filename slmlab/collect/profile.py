@@ -38,6 +38,23 @@ DAYS_PER_MONTH = 365.25 / 12  # 30.4375: the average month, so "monthly" does no
 SNAPSHOT_SUFFIX = r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$"
 
 
+def usd(x: float | None, digits: int = 2) -> str:
+    """Dollars as text with the sign first: `usd(-3.5)` is "-$3.50" (not "$-3.50").
+
+    Example:
+        >>> usd(-3.5), usd(1234.5)
+        ('-$3.50', '$1,234.50')
+    """
+    if x is None:
+        return "n/a"
+    return f"{'-' if x < 0 else ''}${abs(x):,.{digits}f}"
+
+
+def nonnegative(col: str) -> pl.Expr:
+    """`col` with negative values (a broken log's counts or costs) as null, so sums leave them out."""
+    return pl.when(pl.col(col) >= 0).then(pl.col(col)).alias(col)
+
+
 def model_family() -> pl.Expr:
     """Expression for the model without its dated snapshot suffix (`gpt-4o-2024-08-06` -> `gpt-4o`).
 
@@ -49,8 +66,13 @@ def model_family() -> pl.Expr:
 
 
 def _prepare(calls: pl.DataFrame, collapse_snapshots: bool) -> pl.DataFrame:
-    """Add the flags every table aggregates: action, response type, error."""
+    """Add the flags every table aggregates: action, response type, error; negative counts as null."""
     df = calls.with_columns(model_family()) if collapse_snapshots else calls
+    df = df.with_columns(
+        nonnegative(c)
+        for c in ("input_tokens", "cached_input_tokens", "output_tokens", "cost_usd", "latency_ms")
+        if c in df.columns
+    )
     is_error = pl.col("status") != "ok"
     is_tool = ~is_error & (pl.col("n_tool_calls") > 0)
     return df.with_columns(
@@ -145,13 +167,14 @@ class CallSummary:
     monthly_calls: float | None
     monthly_cost_usd: float | None  # None when no rate can be justified (see rate_basis)
     rate_basis: str  # how calls_per_day was obtained, in words
+    invalid_calls: int = 0  # calls with a negative token count or cost, left out of the totals
 
     def __str__(self) -> str:
         lines = [
             f"{self.n_calls:,} calls in {self.n_sessions:,} sessions ({self.n_errors:,} failed), "
             f"{len(self.agents)} agents, {len(self.models)} models",
             f"tokens: {self.input_tokens:,} in ({self.cached_input_tokens:,} cached), {self.output_tokens:,} out",
-            f"cost: ${self.cost_usd:,.2f} ({self.cost_estimated_share:.0%} of calls priced by slmlab"
+            f"cost: {usd(self.cost_usd)} ({self.cost_estimated_share:.0%} of calls priced by slmlab"
             + (f", {self.cost_missing_calls:,} calls without a price" if self.cost_missing_calls else "")
             + ")",
         ]
@@ -161,8 +184,13 @@ class CallSummary:
             )
         if self.monthly_cost_usd is not None:
             lines.append(
-                f"rate: {self.calls_per_day:,.0f} calls/day, ${self.cost_per_day:,.2f}/day -> "
-                f"{self.monthly_calls:,.0f} calls and ${self.monthly_cost_usd:,.2f} per month"
+                f"rate: {self.calls_per_day:,.0f} calls/day, {usd(self.cost_per_day)}/day -> "
+                f"{self.monthly_calls:,.0f} calls and {usd(self.monthly_cost_usd)} per month"
+            )
+        if self.invalid_calls:
+            lines.append(
+                f"left out of the totals: {self.invalid_calls:,} calls with a negative token count or cost "
+                "(not a count: re-ingest with slmlab ingest, which nulls and flags them)"
             )
         lines.append(f"rate basis: {self.rate_basis}")
         return "\n".join(lines)
@@ -194,14 +222,14 @@ def summary(
     """
     if calls_per_day is not None and calls_per_day < 0:
         raise ValueError(f"calls_per_day must be >= 0, got {calls_per_day}")
+    counts = ("input_tokens", "cached_input_tokens", "output_tokens", "cost_usd")
+    invalid = pl.any_horizontal([(pl.col(c) < 0).fill_null(False) for c in counts])
     row = calls.select(
         pl.len().alias("n"),
         (pl.col("status") != "ok").sum().alias("errors"),
         pl.col("session_id").n_unique().alias("sessions"),
-        pl.col("input_tokens").sum(),
-        pl.col("cached_input_tokens").sum(),
-        pl.col("output_tokens").sum(),
-        pl.col("cost_usd").sum(),
+        *[nonnegative(c).sum() for c in counts],
+        invalid.sum().alias("invalid"),
         pl.col("cost_estimated").mean().alias("cost_est"),
         pl.col("cost_usd").is_null().sum().alias("cost_missing"),
         pl.col("timestamp").min().alias("first"),
@@ -217,7 +245,7 @@ def summary(
         cost_rate = cost / priced * rate if priced else 0.0
         basis = (
             f"given volume: {rate:,.0f} calls/day x observed mean cost per priced call "
-            f"(${cost / priced if priced else 0:.5f}) x {DAYS_PER_MONTH} days/month"
+            f"({usd(cost / priced if priced else 0, 5)}) x {DAYS_PER_MONTH} days/month"
         )
     elif span is not None and span >= min_span_days:
         rate, cost_rate = n / span, cost / span
@@ -254,6 +282,7 @@ def summary(
         monthly_calls=rate * DAYS_PER_MONTH if rate is not None else None,
         monthly_cost_usd=cost_rate * DAYS_PER_MONTH if cost_rate is not None else None,
         rate_basis=basis,
+        invalid_calls=row["invalid"],
     )
 
 

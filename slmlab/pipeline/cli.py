@@ -6,6 +6,13 @@ Usage:
     slmlab profile calls.parquet
     slmlab report --run demo
     slmlab export bundle/ --run demo
+    slmlab --debug ingest logs/      # a traceback instead of the one-line error
+
+Errors: every command reports an ordinary mistake (a missing file, an unknown format, a bad parquet) as one
+line, `slmlab: error: <file>: <problem> (<fix>)`, and exits 1; `--debug` (or SLMLAB_DEBUG=1) shows the
+traceback instead. A command gets this for free from the app; inside a command, use
+`with cli_errors():` around work whose exceptions (EOFError included, which click would print as a bare
+"Aborted!") should become that line, and `fail(path, problem, fix)` to stop with one yourself.
 """
 
 from __future__ import annotations
@@ -15,11 +22,129 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(
+DEBUG = {"on": os.environ.get("SLMLAB_DEBUG", "") not in ("", "0")}
+
+
+class CliError(Exception):
+    """An error already worded for the user (`fail`): printed as it is, on one line."""
+
+
+def fail(path: object, problem: str, fix: str | None = None) -> None:
+    """Stop the command with `slmlab: error: <path>: <problem> (<fix>)` and exit status 1.
+
+    Example:
+        >>> fail("calls.parquet", "not a parquet file", "pass the file `slmlab ingest --out` wrote")  # doctest: +SKIP
+    """
+    msg = f"{path}: {problem}" if path not in (None, "") else problem
+    raise CliError(f"{msg} ({fix})" if fix else msg)
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for an exception: the file and the problem, with a fix where there is an obvious one."""
+    if isinstance(exc, CliError):
+        return str(exc)
+    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
+        return exc.args[0]
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename}: permission denied (check the file's owner and mode)"
+    if isinstance(exc, IsADirectoryError):
+        return f"{exc.filename}: is a folder, expected a file"
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"{exc.filename}: no such file"
+    if isinstance(exc, EOFError):
+        return f"unexpected end of data: {exc} (a truncated file?)"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, (OSError, ValueError, LookupError)) and not isinstance(exc, UnicodeError):
+        return text[:500]
+    return f"{type(exc).__name__}: {text[:500]} (run `slmlab --debug ...` for the traceback)"
+
+
+def _print_error(exc: BaseException) -> None:
+    typer.echo(f"slmlab: error: {error_line(exc)}", err=True)
+
+
+class cli_errors:  # noqa: N801 - used as `with cli_errors():`
+    """Context manager: an exception inside becomes the one-line error and exit status 1 (unless --debug)."""
+
+    def __enter__(self) -> cli_errors:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if exc is None or DEBUG["on"] or isinstance(exc, (typer.Exit, typer.Abort, KeyboardInterrupt)):
+            return False
+        if isinstance(exc, (SystemExit, click_exceptions())):
+            return False
+        if isinstance(exc, BrokenPipeError):  # `slmlab profile x | head`: the reader left, nothing to say
+            raise typer.Exit(0)
+        _print_error(exc)
+        raise typer.Exit(1)
+
+
+def click_exceptions() -> tuple[type[BaseException], ...]:
+    import click
+
+    return (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort)
+
+
+class _OneLineErrorsTyper(typer.Typer):
+    """The app: any exception a command lets out is printed as one line (a traceback with --debug)."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            if DEBUG["on"]:
+                raise
+            _print_error(exc)
+            raise SystemExit(1) from None
+
+
+app = _OneLineErrorsTyper(
     add_completion=False,
     no_args_is_help=True,
     help="slmlab: move an agent's repetitive LLM calls to small models.",
 )
+
+
+@app.callback()
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="show tracebacks instead of one-line errors"),
+) -> None:
+    """slmlab: move an agent's repetitive LLM calls to small models."""
+    if debug:
+        DEBUG["on"] = True
+
+
+def load_reader(spec: str):
+    """A custom reader from `module:Class` or `path/to/file.py:Class`, registered for this run."""
+    import importlib
+    import importlib.util
+
+    from slmlab.collect import Reader, register_reader
+
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        fail(f"--reader {spec}", "expected module:Class or path/to/reader.py:Class")
+    try:
+        if mod_name.endswith(".py"):
+            path = Path(mod_name)
+            if not path.is_file():
+                fail(f"--reader {spec}", f"no such file {path}")
+            loader_spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(loader_spec)
+            loader_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(mod_name)
+    except CliError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken user module is reported, not a traceback
+        fail(f"--reader {spec}", f"cannot import {mod_name}: {type(exc).__name__}: {exc}")
+    cls = getattr(module, attr, None)
+    if cls is None:
+        fail(f"--reader {spec}", f"{mod_name} has no attribute {attr!r}")
+    if not (isinstance(cls, Reader) or (isinstance(cls, type) and issubclass(cls, Reader))):
+        fail(f"--reader {spec}", f"{attr} is not a slmlab.collect.Reader subclass")
+    return register_reader(cls)
 
 
 @app.command()
@@ -30,29 +155,58 @@ def ingest(
     quarantine: Path | None = typer.Option(
         None, help="quarantine JSONL for malformed records (default beside --out)"
     ),
+    reader: list[str] = typer.Option(
+        [], "--reader", help="a reader of your own, module:Class or file.py:Class (repeatable)"
+    ),
 ) -> None:
-    """Read agent logs into the canonical call table (parquet); malformed records go to quarantine."""
-    from slmlab.collect import ingest as _ingest
+    """Read agent logs into the canonical call table (parquet, streamed); malformed records go to quarantine.
 
-    res = _ingest(
-        [str(p) for p in paths], format=format, quarantine=quarantine or out.with_suffix(".quarantine.jsonl")
-    )
-    res.calls.write_parquet(out)
-    typer.echo(f"{res.summary}\nwrote {out} ({res.calls.height} calls); quarantine: {res.quarantine_path}")
+    Prints each file's detected format and counts, the files it ignored and why, then the totals.
+    """
+    with cli_errors():
+        from slmlab.collect import READERS
+        from slmlab.collect import ingest as _ingest
+
+        custom = [load_reader(spec).name for spec in reader]
+        if format != "auto" and format not in READERS:
+            fail(f"--format {format}", "no such reader", f"known: {', '.join(sorted(READERS))}, or auto")
+        res = _ingest(
+            [str(p) for p in paths],
+            format=format,
+            quarantine=quarantine or out.with_name(out.stem + ".quarantine.jsonl"),
+            out=out,
+        )
+        typer.echo(res.summary.report())
+        if custom:
+            typer.echo(f"custom readers: {', '.join(custom)}")
+        typer.echo(f"wrote {out} ({res.summary.calls} calls); quarantine: {res.quarantine_path}")
 
 
 @app.command()
 def profile(calls: Path = typer.Argument(..., help="call table parquet (from `slmlab ingest`)")) -> None:
     """Print the profile of a call table: calls, tokens, cost and latency by model and agent; templates."""
-    import polars as pl
+    with cli_errors():
+        import polars as pl
 
-    from slmlab.collect import profile as prof
+        from slmlab.collect import profile as prof
+        from slmlab.schema import validate_calls
 
-    df = pl.read_parquet(calls)
-    with pl.Config(tbl_rows=40, tbl_cols=16, fmt_str_lengths=60, tbl_width_chars=200):
-        typer.echo(prof.summary(df))
-        typer.echo(prof.profile_calls(df))
-        typer.echo(prof.detect_templates(df))
+        if not calls.exists():
+            fail(calls, "no such file", "pass the parquet that `slmlab ingest --out` wrote")
+        try:
+            df = validate_calls(pl.read_parquet(calls))
+        except (pl.exceptions.ComputeError, OSError, ValueError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            fail(
+                calls,
+                f"not a call table ({' '.join(str(exc).split())[:200]})",
+                "pass the parquet that `slmlab ingest` wrote",
+            )
+        with pl.Config(tbl_rows=40, tbl_cols=16, fmt_str_lengths=60, tbl_width_chars=200):
+            typer.echo(prof.summary(df))
+            typer.echo(prof.profile_calls(df))
+            typer.echo(prof.detect_templates(df))
 
 
 @app.command()
