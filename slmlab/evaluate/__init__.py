@@ -31,9 +31,6 @@ from slmlab.evaluate.metrics import (
     METRICS,
     argument_f1,
     bootstrap_ci,
-    calls_exact_match,
-    canonical_call,
-    normalize_json,
     schema_valid,
     score_calls,
     summarize_scores,
@@ -41,6 +38,7 @@ from slmlab.evaluate.metrics import (
     text_vectors,
     token_f1,
 )
+from slmlab.runtime.chat_format import calls_exact_match, canonical_call, normalize_json
 
 __all__ = [
     "EXPERIMENTS",

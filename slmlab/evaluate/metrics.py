@@ -34,7 +34,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from slmlab.runtime.chat_format import arguments_object, tools_from_calls
+from slmlab.runtime.chat_format import (
+    arguments_object,
+    calls_exact_match,
+    normalize_json,
+    tools_from_calls,
+)
 from slmlab.runtime.generate import Generation
 from slmlab.schema import TEXT_ACTION, parse_tool_calls
 
@@ -52,50 +57,6 @@ METRICS = (
 
 
 # ---------------------------------------------------------------- JSON normalization and tool-call metrics
-
-
-def normalize_json(value: Any) -> Any:
-    """Canonical form of a JSON value: sorted keys, 1.0 == 1, collapsed whitespace in strings.
-
-    Example:
-        >>> normalize_json({"b": 2.0, "a": "  x   y "})
-        {'a': 'x y', 'b': 2}
-    """
-    if isinstance(value, dict):
-        return {str(k): normalize_json(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, (list, tuple)):
-        return [normalize_json(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, float)):
-        f = float(value)
-        if math.isfinite(f) and f == int(f) and abs(f) < 2**53:
-            return int(f)
-        return round(f, 9)
-    if isinstance(value, str):
-        return " ".join(value.split())
-    return value
-
-
-def canonical_call(call: dict[str, Any]) -> str:
-    """A tool call `{"name", "arguments"}` as one canonical JSON string (for exact comparison).
-
-    Example:
-        >>> canonical_call({"name": "f", "arguments": '{"b": 1.0, "a": "x"}'})
-        '{"arguments": {"a": "x", "b": 1}, "name": "f"}'
-    """
-    payload = {"name": call.get("name"), "arguments": normalize_json(arguments_object(call.get("arguments")))}
-    return json.dumps(payload, sort_keys=True, ensure_ascii=False)
-
-
-def calls_exact_match(reference: list[dict[str, Any]], predicted: list[dict[str, Any]]) -> bool:
-    """Same multiset of (name, normalized arguments): order of parallel calls does not matter.
-
-    Example:
-        >>> calls_exact_match([{"name": "f", "arguments": '{"x": 1}'}], [{"name": "f", "arguments": {"x": 1.0}}])
-        True
-    """
-    return Counter(canonical_call(c) for c in reference) == Counter(canonical_call(c) for c in predicted)
 
 
 def _pairs(calls: list[dict[str, Any]]) -> Counter:

@@ -21,7 +21,9 @@ Usage:
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +47,53 @@ def arguments_object(arguments: Any) -> Any:
         except json.JSONDecodeError:
             return arguments
     return arguments if arguments is not None else {}
+
+
+# One definition of "the same tool call", used by the zero-shot probe (step 5) and the metrics (step 7).
+
+
+def normalize_json(value: Any) -> Any:
+    """Canonical form of a JSON value: sorted keys, 1.0 == 1, collapsed whitespace in strings.
+
+    Example:
+        >>> normalize_json({"b": 2.0, "a": "  x   y "})
+        {'a': 'x y', 'b': 2}
+    """
+    if isinstance(value, dict):
+        return {str(k): normalize_json(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [normalize_json(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        f = float(value)
+        if math.isfinite(f) and f == int(f) and abs(f) < 2**53:
+            return int(f)
+        return round(f, 9)
+    if isinstance(value, str):
+        return " ".join(value.split())
+    return value
+
+
+def canonical_call(call: dict[str, Any]) -> str:
+    """A tool call `{"name", "arguments"}` as one canonical JSON string (for exact comparison).
+
+    Example:
+        >>> canonical_call({"name": "f", "arguments": '{"b": 1.0, "a": "x"}'})
+        '{"arguments": {"a": "x", "b": 1}, "name": "f"}'
+    """
+    payload = {"name": call.get("name"), "arguments": normalize_json(arguments_object(call.get("arguments")))}
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False)
+
+
+def calls_exact_match(reference: list[dict[str, Any]], predicted: list[dict[str, Any]]) -> bool:
+    """Same multiset of (name, normalized arguments): order of parallel calls does not matter.
+
+    Example:
+        >>> calls_exact_match([{"name": "f", "arguments": '{"x": 1}'}], [{"name": "f", "arguments": {"x": 1.0}}])
+        True
+    """
+    return Counter(canonical_call(c) for c in reference) == Counter(canonical_call(c) for c in predicted)
 
 
 def render_tool_calls(tool_calls: list[dict[str, Any]]) -> str:
@@ -384,8 +433,6 @@ def last_user_text(messages_json: str | None) -> str:
     return message_text(msgs[-1]) if msgs else ""
 
 
-
-
 def call_prompt_texts(calls: pl.DataFrame, max_chars: int = 1000) -> list[str]:
     """Per call, the text that tells sub-tasks apart: the last user turn (what the agent answers).
 
@@ -395,8 +442,6 @@ def call_prompt_texts(calls: pl.DataFrame, max_chars: int = 1000) -> list[str]:
         ['hi']
     """
     return [last_user_text(m)[:max_chars] for m in calls.get_column("messages").to_list()]
-
-
 
 
 def recent_turns_text(messages_json: str | None, last: int = 2, max_chars: int = 1000) -> str:
