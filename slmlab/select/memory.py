@@ -154,8 +154,8 @@ def estimate_memory(
 
     Example:
         >>> est = estimate_memory("Qwen/Qwen2.5-1.5B-Instruct", quantization="nf4", mode="qlora", context_tokens=2048)
-        >>> 1.5 < est.total_gb < 6
-        True
+        >>> round(est.total_gb, 1)  # 4.9 GB of it activations, most the logits of a 151k vocabulary
+        7.0
     """
     row = catalog_row(model, catalog)
     if mode not in MODES:
