@@ -449,6 +449,13 @@ def finetune(
     history_path = run_dir / HISTORY_FILE
 
     run = _Run(config)
+    from slmlab.specialize.launch import distributed_context
+
+    # Under `accelerate launch` / torchrun with > 1 process (see slmlab.specialize.launch); else None.
+    dist = distributed_context()
+    if dist is not None:
+        run.device = str(dist.device)
+    world, rank = (dist.world_size, dist.rank) if dist is not None else (1, 0)
     if run.cuda:
         torch.cuda.reset_peak_memory_stats()
     memory_before = _memory_mb(run.cuda)
@@ -465,7 +472,7 @@ def finetune(
             f"{len(too_long)} examples exceed max_len={config.max_len} (e.g. {too_long[0]}); build the data with max_len"
         )
     train_rows, val_rows = build(train_examples), build(val_examples)
-    per_epoch = math.ceil(math.ceil(len(train_rows) / config.batch_size) / config.grad_accum)
+    per_epoch = math.ceil(math.ceil(len(train_rows) / config.batch_size) / (config.grad_accum * world))
     total_steps = config.max_steps if config.max_steps > 0 else max(1, math.ceil(config.epochs * per_epoch))
     eval_every = config.eval_every or per_epoch
     rows_of = batch_schedule(len(train_rows), config.batch_size, config.seed)
@@ -478,28 +485,33 @@ def finetune(
     checkpoints = _checkpoints(run_dir)
     if checkpoints and resume:
         start_step = _restore(checkpoints[-1], model, optim, sched, meta)
-    elif not resume:
+    elif not resume and rank == 0:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     history = _read_history(history_path, up_to=start_step) if start_step else []
-    history_path.write_text("".join(json.dumps(r) + "\n" for r in history))
+    if rank == 0:
+        history_path.write_text("".join(json.dumps(r) + "\n" for r in history))
+    if dist is not None:
+        model, optim = dist.prepare(model, optim, config.seed, checkpoints[-1] if start_step else None)
 
     peak_rss = _memory_mb(run.cuda)
     bar = tqdm(
         total=total_steps,
         initial=start_step,
         desc=f"finetune [{config.method} r={config.r}]",
-        disable=not progress,
+        disable=not progress or rank > 0,
     )
     model.train()
     for step in range(start_step + 1, total_steps + 1):
         step_start = time.perf_counter()
         micro = [
-            [train_rows[j] for j in rows_of((step - 1) * config.grad_accum + k)]
+            [train_rows[j] for j in rows_of(((step - 1) * config.grad_accum + k) * world + rank)]
             for k in range(config.grad_accum)
         ]
         micro = [m for m in micro if m]
         n_target = sum(sum(1 for lab in r.labels[1:] if lab != IGNORE_INDEX) for m in micro for r in m)
         tokens = sum(r.n_tokens for m in micro for r in m)
+        if dist is not None:  # the global batch: every rank's answer tokens
+            n_target, tokens = dist.sum(n_target), dist.sum(tokens)
         loss_sum = 0.0
         for rows in micro:
             batch = {k: v.to(run.device) for k, v in collate_rows(rows, pad_id, padding_free=True).items()}
@@ -507,9 +519,13 @@ def finetune(
             with torch.autocast(run.autocast_device, dtype=torch.bfloat16, enabled=run.bf16):
                 loss = target_loss(model, batch)
             # Weight each micro-batch by its target tokens so accumulation equals one big batch's mean.
-            (loss * n / max(n_target, 1)).backward()
+            # DDP averages gradients over the ranks, hence the factor `world`.
+            scaled = loss * n * world / max(n_target, 1)
+            scaled.backward() if dist is None else dist.backward(scaled)
             loss_sum += float(loss.detach()) * n
-        torch.nn.utils.clip_grad_norm_(
+        if dist is not None:
+            loss_sum = dist.sum(loss_sum)
+        (torch.nn.utils.clip_grad_norm_ if dist is None else dist.clip_grad_norm_)(
             [p for p in model.parameters() if p.requires_grad], config.max_grad_norm
         )
         lr = sched.get_last_lr()[0]
@@ -528,14 +544,22 @@ def finetune(
             "step_s": step_s,
             "example_ids": [cid for m in micro for r in m for cid in r.example_ids],
         }
+        if dist is not None:
+            row["example_ids"] = dist.gather_lists(row["example_ids"])
         if step % eval_every == 0 or step == total_steps:
             row["eval_loss"] = evaluate_loss(model, val_rows, config.batch_size, pad_id, run.device, run.bf16)
-        with history_path.open("a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        if rank == 0:
+            with history_path.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
         history.append(row)
         peak_rss = max(peak_rss, _memory_mb(run.cuda))
         if config.save_every and step % config.save_every == 0 and step < total_steps:
-            _save_checkpoint(run_dir, step, model, optim, sched, meta, config.keep_checkpoints)
+            if dist is None:
+                _save_checkpoint(run_dir, step, model, optim, sched, meta, config.keep_checkpoints)
+            else:
+                dist.save_checkpoint(
+                    _save_checkpoint, run_dir, step, model, optim, sched, meta, config.keep_checkpoints
+                )
         bar.update(1)
         bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
         if on_step is not None:
@@ -551,8 +575,12 @@ def finetune(
     # The run folder itself is the adapter (adapter_config.json + weights next to checkpoints/ and history),
     # so `artefact("adapters", run) / "cluster_3"` loads with peft directly.
     adapter_dir = run_dir
-    model.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)
+    if dist is not None:
+        dist.save_model(model, adapter_dir)
+    else:
+        model.save_pretrained(adapter_dir)
+    if rank == 0:
+        tokenizer.save_pretrained(adapter_dir)
     metrics = {
         "steps": total_steps,
         "train_loss_last10": train_loss,
@@ -566,8 +594,12 @@ def finetune(
         "mean_tokens_per_s": float(frame.get_column("tokens_per_s").mean()) if frame.height else None,
         "resumed_from": start_step,
     }
-    write_adapter_config(adapter_dir, config, data_hash, metrics, dataset, provenance)
-    write_training_calls(adapter_dir, train_examples, val_examples)
+    metrics["world_size"] = world
+    if rank == 0:
+        write_adapter_config(adapter_dir, config, data_hash, metrics, dataset, provenance)
+        write_training_calls(adapter_dir, train_examples, val_examples)
+    if dist is not None:
+        dist.end()
     return FinetuneResult(
         adapter_dir=adapter_dir,
         history=frame,
