@@ -1,4 +1,4 @@
-"""Step 2, curate: redact personal data and secrets, pseudonymize consistently, hash ids, filter, audit.
+"""Step 2, curate: redact personal and health data and secrets, pseudonymize consistently, hash ids, filter.
 
 Usage:
     >>> from slmlab.curate import curate, CurateConfig
@@ -11,6 +11,7 @@ Usage:
 
 import polars as pl  # noqa: F401  (used by the docstring example)
 
+from slmlab.curate.context import context_spans, zip_placeholder
 from slmlab.curate.core import (
     AUDIT_SCHEMA,
     DROPPED_SCHEMA,
@@ -30,9 +31,9 @@ from slmlab.curate.filters import (
     near_duplicate_mask,
     too_long_mask,
 )
+from slmlab.curate.ner import PresidioRedactor, SpacyNerRedactor
 from slmlab.curate.redact import (
     PatternRedactor,
-    PresidioRedactor,
     Pseudonymizer,
     Redactor,
     Span,
@@ -54,6 +55,9 @@ __all__ = [
     "Pseudonymizer",
     "Redactor",
     "Span",
+    "SpacyNerRedactor",
+    "context_spans",
+    "zip_placeholder",
     "add_facing",
     "audit_summary",
     "before_after",

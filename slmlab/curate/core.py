@@ -18,7 +18,6 @@ Usage:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -30,14 +29,17 @@ import polars as pl
 
 from slmlab.config import home_dir
 from slmlab.curate import filters
-from slmlab.curate.redact import (
-    DATE_RE,
-    Pseudonymizer,
-    Redactor,
-    Span,
-    resolve_overlaps,
-    select_redactor,
+from slmlab.curate.engine import (
+    DEFAULT_ADDRESS_KEYS,
+    DEFAULT_DOB_KEYS,
+    DEFAULT_ID_KEYS,
+    DEFAULT_ID_PATTERNS,
+    DEFAULT_NAME_KEYS,
+    DEFAULT_SECRET_KEYS,
+    DEFAULT_ZIP_KEYS,
+    Engine,
 )
+from slmlab.curate.redact import Pseudonymizer, Redactor, select_redactor
 from slmlab.schema import validate_calls
 
 AUDIT_SCHEMA = {
@@ -51,24 +53,6 @@ AUDIT_SCHEMA = {
 }
 DROPPED_SCHEMA = {"call_id": pl.String(), "reason": pl.String()}
 
-DEFAULT_ID_KEYS = (
-    "user_id", "customer_id", "account_id", "member_id", "patient_id", "employee_id", "client_id",
-    "reservation_id", "reservations", "booking_id", "order_id", "order_ids", "payment_id",
-    "payment_method_id", "session_id", "conversation_id", "device_id", "phone_number_id",
-)  # fmt: skip
-# Payment-method ids keep their kind as a prefix (`credit_card_` + hash) so training targets keep their shape.
-DEFAULT_ID_PATTERNS = (
-    r"\b(?P<prefix>(?:credit_card|debit_card|gift_card|certificate|paypal|bank_account)_)\d{4,}\b",
-)
-DEFAULT_NAME_KEYS = (
-    "first_name", "last_name", "middle_name", "full_name", "given_name", "family_name", "surname",
-    "passenger_name", "customer_name", "cardholder_name", "contact_name",
-)  # fmt: skip
-DEFAULT_DOB_KEYS = ("dob", "date_of_birth", "birthdate", "birth_date", "birthday")
-DEFAULT_SECRET_KEYS = (
-    "password", "passwd", "api_key", "apikey", "secret", "client_secret", "access_token", "refresh_token",
-    "auth_token", "authorization", "private_key", "aws_secret_access_key",
-)  # fmt: skip
 REDACT_COLUMNS = (
     "messages",
     "response_text",
@@ -77,13 +61,6 @@ REDACT_COLUMNS = (
     "task_label",
     "error",
     "metadata",
-)
-JSON_COLUMNS = ("tools", "metadata")
-# Capitalized words that are also names of people; left alone in free text when a name key holds them.
-_NAME_STOPWORDS = frozenset(
-    "January February March April May June July August September October November December Monday Tuesday "
-    "Wednesday Thursday Friday Saturday Sunday Will Mark Bill Grace Hope Joy Faith Rose Art Sky Summer "
-    "Winter Page Case Chase Hunter Golden Gold Silver Regular Economy Business Basic".split()
 )
 
 
@@ -115,7 +92,8 @@ class CurateConfig:
 
     salt: str | None = field(default=None, metadata={"help": "HMAC salt for ids; None = default_salt()"})
     redactor: str | Redactor = field(
-        default="patterns", metadata={"help": "'patterns', 'presidio' or a Redactor"}
+        default="ner",
+        metadata={"help": "'ner' (spaCy names + patterns), 'patterns' (no model, ~5x faster), 'presidio'"},
     )
     redact_columns: tuple[str, ...] = REDACT_COLUMNS
     hash_columns: tuple[str, ...] = field(
@@ -132,6 +110,12 @@ class CurateConfig:
         default=DEFAULT_NAME_KEYS, metadata={"help": "JSON keys holding names"}
     )
     dob_keys: tuple[str, ...] = DEFAULT_DOB_KEYS
+    zip_keys: tuple[str, ...] = field(
+        default=DEFAULT_ZIP_KEYS, metadata={"help": "JSON keys of zip codes (first 3 digits kept)"}
+    )
+    address_keys: tuple[str, ...] = field(
+        default=DEFAULT_ADDRESS_KEYS, metadata={"help": "JSON keys of street lines"}
+    )
     secret_keys: tuple[str, ...] = DEFAULT_SECRET_KEYS
     hash_length: int = field(default=12, metadata={"help": "hex chars of the id hash (12 = 48 bits)"})
     drop_errors: bool = field(default=True, metadata={"help": "drop calls with status != 'ok'"})
@@ -171,265 +155,6 @@ class CurateResult:
     audit: pl.DataFrame
     dropped: pl.DataFrame
     summary: dict[str, Any]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# JSON helpers
-
-
-_FIRST_KEY = re.compile(r'\s*[\[{\s]*"(?:[^"\\]|\\.)*"\s*:( ?)')
-
-
-def _json_style(s: str) -> dict[str, Any]:
-    """Serializer options that reproduce how `s` was written (compact or spaced, ASCII-escaped or not).
-
-    The spacing is read after the first key only: nested JSON strings inside may be written differently.
-    """
-    m = _FIRST_KEY.match(s)
-    spaced = bool(m.group(1)) if m else ", " in s[:200]
-    return {
-        "separators": (", ", ": ") if spaced else (",", ":"),
-        "ensure_ascii": s.isascii() and "\\u" in s,
-    }
-
-
-def _looks_json(s: str) -> bool:
-    t = s.lstrip()[:1]
-    return t == "{" or t == "["
-
-
-def _trie_regex(words: list[str]) -> str:
-    """One regex matching any of `words`, built as a trie so it stays fast with thousands of words."""
-    trie: dict = {}
-    for w in words:
-        node = trie
-        for ch in w:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def build(node: dict) -> str:
-        alts, end = [], "" in node
-        for ch in sorted(k for k in node if k):
-            alts.append(re.escape(ch) + build(node[ch]))
-        if not alts:
-            return ""
-        body = alts[0] if len(alts) == 1 and not end else "(?:" + "|".join(alts) + ")"
-        return body + ("?" if end else "")
-
-    return build(trie)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The redaction engine
-
-Finding = tuple[str, str, str, str, int]  # (sub-path, rule, entity, placeholder, span length)
-
-
-class _Engine:
-    def __init__(self, cfg: CurateConfig, redactor: Redactor, pseudo: Pseudonymizer):
-        self.cfg = cfg
-        self.redactor = redactor
-        self.pseudo = pseudo
-        self.id_keys = {k.lower() for k in cfg.id_keys}
-        self.name_keys = {k.lower() for k in cfg.name_keys}
-        self.dob_keys = {k.lower() for k in cfg.dob_keys}
-        self.secret_keys = {k.lower() for k in cfg.secret_keys}
-        self.id_patterns = [re.compile(p) for p in cfg.id_patterns]
-        self._prefixed = [rx for rx in self.id_patterns if "prefix" in rx.groupindex]
-        self.known_ids: set[str] = set()
-        self.known_names: set[str] = set()
-        self.known_rx: re.Pattern | None = None
-        self.text_cache: dict[str, tuple[str, list[Finding]]] = {}
-        self.json_cache: dict[str, tuple[str, list[Finding]]] = {}
-
-    # -- values known from JSON keys, replaced in free text too --------------------------------------------
-    def learn(self, calls: pl.DataFrame, columns: tuple[str, ...]) -> None:
-        """Collect values that sit under id / name keys anywhere, so free-text mentions get the same treatment."""
-        keys = sorted(self.id_keys | self.name_keys)
-        if not keys:
-            return
-        key_alt = "|".join(re.escape(k) for k in keys)
-        # Matches `"user_id": "x"` at any JSON nesting depth (quotes may be escaped once or twice).
-        pattern = rf'(?i)\\*"(?:{key_alt})\\*"\s*:\s*\\*"[^"\\]{{1,120}}\\*"'
-        inner = re.compile(rf'(?i)"({key_alt})\\*"\s*:\s*\\*"([^"\\]{{1,120}})')
-        for col in columns:
-            if col not in calls.columns or calls.schema[col] != pl.String:
-                continue
-            hits = calls.select(
-                pl.col(col).str.extract_all(pattern).explode().drop_nulls().unique()
-            ).to_series()
-            for hit in hits:
-                m = inner.search(hit)
-                if not m:
-                    continue
-                key, value = m.group(1).lower(), m.group(2).strip()
-                if key in self.id_keys and len(value) >= 4:
-                    self.known_ids.add(value)
-                elif (
-                    key in self.name_keys
-                    and len(value) >= 3
-                    and value not in _NAME_STOPWORDS
-                    and value[0].isupper()
-                ):
-                    self.known_names.add(value)
-        words = sorted(self.known_ids | self.known_names)
-        if words:
-            self.known_rx = re.compile(r"(?<![\w])" + _trie_regex(words) + r"(?![\w])")
-
-    def hash_value(self, v: str) -> str:
-        """The salted hash of an id; an id matching a pattern with a `prefix` group keeps that prefix.
-
-        The hash covers the whole value, so `credit_card_4421486` gets the same hash whether it was
-        found by its pattern, under a `payment_id` key or as a known id in free text.
-        """
-        for rx in self._prefixed:
-            m = rx.fullmatch(v)
-            if m and m.group("prefix"):
-                return m.group("prefix") + self.pseudo.hash(v)
-        return self.pseudo.hash(v)
-
-    # -- one string of free text --------------------------------------------------------------------------
-    def text(self, s: str) -> tuple[str, list[Finding]]:
-        hit = self.text_cache.get(s)
-        if hit is not None:
-            return hit
-        spans = self.redactor.detect(s)
-        for rx in self.id_patterns:
-            for m in rx.finditer(s):
-                spans.append(Span(m.start(), m.end(), "ID", "id_pattern"))
-        if self.known_rx is not None:
-            for m in self.known_rx.finditer(s):
-                v = m.group(0)
-                kind = ("ID", "known_id") if v in self.known_ids else ("PERSON", "known_name")
-                spans.append(Span(m.start(), m.end(), *kind))
-        if not spans:
-            out = (s, [])
-        else:
-            parts, found, last = [], [], 0
-            for sp in resolve_overlaps(spans):
-                value = s[sp.start : sp.end]
-                ph = (
-                    self.hash_value(value) if sp.entity == "ID" else self.pseudo.placeholder(sp.entity, value)
-                )
-                parts += [s[last : sp.start], ph]
-                found.append(("", sp.rule, sp.entity, ph, sp.end - sp.start))
-                last = sp.end
-            parts.append(s[last:])
-            out = ("".join(parts), found)
-        self.text_cache[s] = out
-        return out
-
-    # -- a parsed JSON value, with its key as context ------------------------------------------------------
-    def _whole(self, value: str, rule: str, entity: str) -> tuple[str, list[Finding]]:
-        ph = self.hash_value(value) if entity == "ID" else self.pseudo.placeholder(entity, value)
-        return ph, [("", rule, entity, ph, len(value))]
-
-    def _keyed_string(self, key: str | None, v: str) -> tuple[str, list[Finding]]:
-        k = key.lower() if key else ""
-        if v.strip() and not v.startswith("<"):
-            if k in self.id_keys:
-                return self._whole(v, "id_key", "ID")
-            if (k in self.dob_keys or "birth" in k or k.endswith("dob")) and DATE_RE.match(v):
-                return self._whole(v, "dob_key", "DATE_OF_BIRTH")
-            if k in self.name_keys:
-                return self._whole(v, "name_key", "PERSON")
-            if k in self.secret_keys and len(v) >= 6:
-                return self._whole(v, "secret_key", "SECRET")
-        if _looks_json(v):  # JSON inside a JSON string (a tool result quoted in an argument, ...)
-            return self.json_string(v)
-        return self.text(v)
-
-    def walk(self, obj: Any, key: str | None = None) -> tuple[Any, list[Finding]]:
-        if isinstance(obj, str):
-            return self._keyed_string(key, obj)
-        if isinstance(obj, dict):
-            out, found = {}, []
-            for k, v in obj.items():
-                nk, fk = self.text(k) if isinstance(k, str) else (k, [])
-                found += [(f".{k if not fk else nk}{p}", *rest) for p, *rest in fk]
-                nv, fv = self.walk(v, k)
-                found += [(f".{nk}{p}", *rest) for p, *rest in fv]
-                out[nk] = nv
-            return out, found
-        if isinstance(obj, list):
-            out, found = [], []
-            for i, v in enumerate(obj):
-                nv, fv = self.walk(v, key)
-                found += [(f"[{i}]{p}", *rest) for p, *rest in fv]
-                out.append(nv)
-            return out, found
-        if isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) >= 10**6:
-            k = key.lower() if key else ""
-            new, fv = self._whole(str(obj), "id_key", "ID") if k in self.id_keys else self.text(str(obj))
-            return (new if fv else obj), fv
-        return obj, []
-
-    def json_string(self, s: str) -> tuple[str, list[Finding]]:
-        """A string that may hold JSON: redact inside the parsed value and re-serialize in the same style."""
-        hit = self.json_cache.get(s)
-        if hit is not None:
-            return hit
-        try:
-            obj = json.loads(s) if _looks_json(s) else None
-        except ValueError:
-            obj = None
-        if not isinstance(obj, dict | list):
-            out = self.text(s)
-        else:
-            new, found = self.walk(obj)
-            out = (json.dumps(new, **_json_style(s)) if found else s, found)
-        self.json_cache[s] = out
-        return out
-
-    # -- the columns of one call ---------------------------------------------------------------------------
-    def messages(self, s: str) -> tuple[str, list[Finding]]:
-        msgs = json.loads(s)
-        found: list[Finding] = []
-        for i, m in enumerate(msgs):
-            content = m.get("content")
-            if isinstance(content, str) and content:
-                new, f = self.json_string(content) if _looks_json(content) else self.text(content)
-                m["content"] = new
-                found += [(f"[{i}].content{p}", *r) for p, *r in f]
-            elif isinstance(content, list):
-                for j, part in enumerate(content):
-                    if isinstance(part, dict) and isinstance(part.get("text"), str):
-                        part["text"], f = self.text(part["text"])
-                        found += [(f"[{i}].content[{j}].text{p}", *r) for p, *r in f]
-            for j, tc in enumerate(m.get("tool_calls") or []):
-                fn = tc.get("function") if isinstance(tc.get("function"), dict) else tc
-                args = fn.get("arguments")
-                if isinstance(args, str) and args:
-                    fn["arguments"], f = self.json_string(args)
-                elif isinstance(args, dict | list):
-                    fn["arguments"], f = self.walk(args)
-                else:
-                    f = []
-                found += [(f"[{i}].tool_calls[{j}].arguments{p}", *r) for p, *r in f]
-        return (json.dumps(msgs, **_json_style(s)) if found else s), found
-
-    def tool_calls(self, s: str) -> tuple[str, list[Finding]]:
-        calls = json.loads(s)
-        found: list[Finding] = []
-        for j, tc in enumerate(calls):
-            args = tc.get("arguments")
-            if isinstance(args, str) and args:
-                tc["arguments"], f = self.json_string(args)
-            elif isinstance(args, dict | list):
-                tc["arguments"], f = self.walk(args)
-            else:
-                f = []
-            found += [(f"[{j}].arguments{p}", *r) for p, *r in f]
-        return (json.dumps(calls, **_json_style(s)) if found else s), found
-
-    def column(self, col: str, s: str) -> tuple[str, list[Finding]]:
-        if col == "messages":
-            return self.messages(s)
-        if col == "response_tool_calls":
-            return self.tool_calls(s)
-        if col in JSON_COLUMNS or col == "response_text":
-            return self.json_string(s)
-        return self.text(s)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -502,9 +227,11 @@ def curate(calls: pl.DataFrame, config: CurateConfig | None = None) -> CurateRes
     pseudo = Pseudonymizer(
         salt=cfg.salt if cfg.salt is not None else default_salt(), hash_length=cfg.hash_length
     )
-    engine = _Engine(cfg, select_redactor(cfg.redactor), pseudo)
+    t1 = time.perf_counter()
+    engine = Engine(cfg, select_redactor(cfg.redactor), pseudo)
     columns = tuple(c for c in cfg.redact_columns if c in kept.columns)
-    engine.learn(kept, columns)
+    engine.prepare(kept, columns)
+    t_prepare = time.perf_counter() - t1
 
     def out_id(v: str | None) -> str | None:
         return pseudo.hash(v) if v is not None and "call_id" in cfg.hash_columns else v
@@ -542,11 +269,13 @@ def curate(calls: pl.DataFrame, config: CurateConfig | None = None) -> CurateRes
         "redactions_by_entity": dict(audit.group_by("entity").len().sort("len", descending=True).iter_rows()),
         "calls_redacted": audit.get_column("call_id").n_unique() if audit.height else 0,
         "hashed_columns": hashed,
-        "known_ids": len(engine.known_ids),
-        "known_names": len(engine.known_names),
+        "known_ids": engine.known_ids,
+        "known_names": engine.known_names,
+        "known_values": len(engine.known),
         "distinct_strings_redacted": len(engine.text_cache),
         "facing": dict(tagged.group_by("facing").len().iter_rows()),
         "seconds_filter": round(t_filter, 3),
+        "seconds_prepare": round(t_prepare, 3),
         "seconds_total": round(elapsed, 3),
         "calls_per_second": round(calls.height / elapsed, 1) if elapsed else None,
     }

@@ -2,8 +2,9 @@
 
 A `Redactor` finds sensitive spans in a string (`detect(text) -> list[Span]`). The built-in
 `PatternRedactor` needs no model: compiled regexes with checksums (Luhn for cards, mod-97 for IBANs,
-`ipaddress` for IPv6) and a high-entropy rule for unnamed secrets. `PresidioRedactor` adds person names
-from Presidio's NER on top of the patterns (`pip install "slmlab[pii]"`). A `Pseudonymizer` turns each
+`ipaddress` for IPv6), a high-entropy rule for unnamed secrets and the context-keyed rules of
+`slmlab.curate.context` (record numbers, dates of birth, zip codes, names after a cue).
+`slmlab.curate.ner.SpacyNerRedactor` (the default) adds names found by spaCy's NER on top. A `Pseudonymizer` turns each
 value into a placeholder that is the same everywhere in a dataset (`<EMAIL_3>`), and hashes identifiers
 with a salted HMAC so that joins still work.
 
@@ -23,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmlab.config import require
+from slmlab.curate.context import CONTEXT_RX, DATE_RE, context_spans  # noqa: F401  (DATE_RE re-exported)
 
 # ----------------------------------------------------------------------------------------------------------
 # Spans and the base class
@@ -135,12 +136,6 @@ def _phone_ok(s: str) -> bool:
 # ----------------------------------------------------------------------------------------------------------
 # Pattern rules
 
-_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
-_DATE = (
-    r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|"
-    rf"{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\.?,?\s+\d{{4}})"
-)
-DATE_RE = re.compile(rf"^\s*{_DATE}\s*$", re.IGNORECASE)
 _STREET_SUFFIX = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Drive|Dr|Lane|Ln|Court|Ct|Way|Place|Pl|Terrace|Ter|"
     r"Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Crescent|Cres|Close|Row|Alley|Loop|Plaza)"
@@ -214,12 +209,6 @@ _RULES: dict[str, tuple[str, str, int, Any]] = {
         None,
     ),
     "address_unit": ("ADDRESS", rf"\b{_UNIT}\b", 0, None),
-    "date_of_birth": (
-        "DATE_OF_BIRTH",
-        rf"(?i)\b(?:dob|d\.o\.b\.?|date[ _]of[ _]birth|birth[ _-]?date|birthday|born(?:\s+on)?)\b[\"']?\s*(?:[:=]|\bis\b|\bwas\b)?\s*[\"']?({_DATE})",
-        1,
-        None,
-    ),
 }
 
 # Prefixes of ids that look random but are not secrets (tool-call / message / run ids of LLM APIs).
@@ -250,6 +239,8 @@ class PatternRedactor(Redactor):
         entropy_threshold: minimum bits per character for the high-entropy rule.
         entropy_min_length: minimum token length for the high-entropy rule.
         extra: more rules, `name -> (entity, regex)`, e.g. `{"employee": ("ID", r"EMP-\\d{6}")}`.
+        context: run the context-keyed rules of `slmlab.curate.context` (dates of birth, record numbers,
+            member / account ids, zip codes, names after a cue, identifying query parameters).
         allow: regexes of values never to redact (values you keep on purpose).
 
     Example:
@@ -258,7 +249,10 @@ class PatternRedactor(Redactor):
     """
 
     RULES = tuple(_RULES)
-    entities = tuple(dict.fromkeys(e for e, *_ in _RULES.values())) + ("SECRET",)
+    CONTEXT_RULES = tuple(CONTEXT_RX)
+    entities = tuple(dict.fromkeys(e for e, *_ in _RULES.values())) + (
+        "SECRET", "DATE_OF_BIRTH", "ZIP", "PERSON", "ID", "QUERY_VALUE",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -268,8 +262,10 @@ class PatternRedactor(Redactor):
         entropy_min_length: int = 32,
         extra: dict[str, tuple[str, str]] | None = None,
         allow: tuple[str, ...] = (),
+        context: bool = True,
     ):
         self.rules = rules
+        self.context = context
         self.entropy = entropy
         self.entropy_threshold = entropy_threshold
         self.entropy_min_length = entropy_min_length
@@ -300,6 +296,8 @@ class PatternRedactor(Redactor):
                 spans.append(Span(start, end, entity, name))
         if self.entropy:
             spans.extend(self._entropy_spans(text))
+        if self.context:
+            spans.extend(Span(*c) for c in context_spans(text))
         if self._allow:
             spans = [s for s in spans if not any(a.fullmatch(text[s.start : s.end]) for a in self._allow)]
         return spans
@@ -320,47 +318,11 @@ class PatternRedactor(Redactor):
         return out
 
 
-class PresidioRedactor(Redactor):
-    """Presidio NER (person names, locations) on top of the pattern rules.
-
-    Needs `presidio-analyzer` and a spaCy model: `pip install "slmlab[pii]"`. The import happens here,
-    so constructing one without Presidio raises `MissingDependencyError` naming that command.
-
-    Args:
-        entities: Presidio entity types to keep (`PERSON`, `LOCATION`, `NRP`, ...).
-        score_threshold: minimum Presidio confidence.
-        language: analyzer language.
-        patterns: also run a `PatternRedactor` (recommended: Presidio's own regexes miss most API keys).
-    """
-
-    def __init__(
-        self,
-        entities: tuple[str, ...] = ("PERSON",),
-        score_threshold: float = 0.6,
-        language: str = "en",
-        patterns: PatternRedactor | bool = True,
-    ):
-        self.entities = tuple(entities)
-        self.score_threshold = score_threshold
-        self.language = language
-        self.patterns = patterns
-        analyzer = require("presidio_analyzer", "pii")
-        self._analyzer = analyzer.AnalyzerEngine()
-        self._patterns = (
-            patterns if isinstance(patterns, Redactor) else PatternRedactor() if patterns else None
-        )
-
-    def detect(self, text: str) -> list[Span]:
-        spans = self._patterns.detect(text) if self._patterns else []
-        results = self._analyzer.analyze(text=text, entities=list(self.entities), language=self.language)
-        for r in results:
-            if r.score >= self.score_threshold:
-                spans.append(Span(r.start, r.end, r.entity_type, f"presidio:{r.entity_type}"))
-        return spans
-
-
 def select_redactor(redactor: str | Redactor = "patterns", **kwargs: Any) -> Redactor:
-    """A redactor from a name (`"patterns"`, `"presidio"`) or an object with `detect(text)`.
+    """A redactor from a name (`"ner"`, `"patterns"`, `"presidio"`) or an object with `detect(text)`.
+
+    `"ner"` (the `curate` default) is spaCy's English NER for names plus every pattern rule;
+    `"patterns"` needs no model and is ~5x faster, but finds names only by key, cue or an earlier sighting.
 
     Example:
         >>> type(select_redactor("patterns")).__name__
@@ -369,16 +331,24 @@ def select_redactor(redactor: str | Redactor = "patterns", **kwargs: Any) -> Red
     if isinstance(redactor, str):
         if redactor == "patterns":
             return PatternRedactor(**kwargs)
+        if redactor in ("ner", "spacy"):
+            from slmlab.curate.ner import SpacyNerRedactor
+
+            return SpacyNerRedactor(**kwargs)
         if redactor == "presidio":
+            from slmlab.curate.ner import PresidioRedactor
+
             return PresidioRedactor(**kwargs)
-        raise ValueError(f"unknown redactor {redactor!r}; use 'patterns', 'presidio' or a Redactor object")
+        raise ValueError(
+            f"unknown redactor {redactor!r}; use 'ner', 'patterns', 'presidio' or a Redactor object"
+        )
     if not callable(getattr(redactor, "detect", None)):
         raise TypeError(f"{redactor!r} has no detect(text) method")
     return redactor
 
 
 # Rank of a rule when spans overlap with the same length: secrets before PII before weak rules.
-_PRIORITY = {name: i for i, name in enumerate(_RULES)}
+_PRIORITY = {name: i for i, name in enumerate((*_RULES, *CONTEXT_RX))}
 
 
 def resolve_overlaps(spans: list[Span]) -> list[Span]:
