@@ -10,6 +10,8 @@ Shapes read (each seen in real exports, see tests/fixtures/logs/README.md):
 * Gemini `contents` / `candidates` (`{role: "user"|"model", parts: [{text}|{functionCall}|
   {functionResponse}]}`); Anthropic `{system, messages}` with `tool_use` blocks;
 * OpenTelemetry GenAI messages (`role` + typed `parts`, `slmlab.collect.otlp.parts_message`);
+* LlamaIndex `ChatMessage` objects (`blocks: [{block_type: "text", text}]`) and `ChatResponse`
+  (`{message, raw}`);
 * wrappers: `{messages}`, `{contents}`, `{input, instructions}` (Responses request), LlamaIndex
   `{args: [messages], kwargs}`, a single message object, a plain string.
 
@@ -75,6 +77,11 @@ def lc_message(m: Any) -> dict[str, Any]:
     if role == "user" and body.get("role") in ("system", "assistant", "tool"):
         role = body["role"]
     content = body.get("content")
+    if content is None and isinstance(body.get("blocks"), list):  # LlamaIndex ChatMessage blocks
+        texts = [
+            str(b.get("text")) for b in body["blocks"] if isinstance(b, dict) and b.get("text") is not None
+        ]
+        content = "\n".join(texts) if texts else None
     calls = lc_tool_calls(body)
     if isinstance(content, list) and calls:  # tool_use blocks are repeated in tool_calls
         content = [b for b in content if not (isinstance(b, dict) and b.get("type") in CALL_PARTS)] or None
@@ -104,13 +111,13 @@ def _gemini_message(m: dict[str, Any]) -> list[dict[str, Any]]:
     for p in m.get("parts") or []:
         if not isinstance(p, dict):
             continue
+        fc = p.get("functionCall") or p.get("function_call")
+        fr = p.get("functionResponse") or p.get("function_response")
         if isinstance(p.get("text"), str) and not p.get("thought"):
             texts.append(p["text"])
-        elif isinstance(p.get("functionCall"), dict):
-            fc = p["functionCall"]
+        elif isinstance(fc, dict):
             calls.append({"id": fc.get("id"), "name": fc.get("name"), "arguments": fc.get("args")})
-        elif isinstance(p.get("functionResponse"), dict):
-            fr = p["functionResponse"]
+        elif isinstance(fr, dict):
             out.append({"role": "tool", "name": fr.get("name"), "content": to_json(fr.get("response"))})
     role = {"model": "assistant"}.get(str(m.get("role") or "user"), str(m.get("role") or "user"))
     if texts or calls or not out:
@@ -241,10 +248,19 @@ def answer_of(out: Any) -> tuple[str | None, list[dict[str, Any]], Any]:
     if isinstance(out.get("candidates"), list):  # Gemini response
         cand = out["candidates"][0] if out["candidates"] and isinstance(out["candidates"][0], dict) else {}
         t, c, _ = answer_of(cand.get("content"))
-        return t, c, cand.get("finishReason")
+        return t, c, cand.get("finishReason", cand.get("finish_reason"))
     if isinstance(out.get("output"), list):  # Responses API response object
         t, c, _ = answer_of(out["output"])
         return t, c, out.get("status")
+    if isinstance(out.get("response"), dict) and not ({"role", "content", "parts"} & set(out)):
+        return answer_of(out["response"])  # Vercel AI SDK: {response: {messages | text}}
+    if isinstance(out.get("messages"), list) and not ({"role", "content"} & set(out)):
+        said = [
+            m
+            for m in out["messages"]
+            if not isinstance(m, dict) or m.get("role") in (None, "assistant", "model")
+        ]
+        return answer_of(said)
     t = out.get("type")
     if t == "function_call":
         return None, openai_tool_calls([out]), None

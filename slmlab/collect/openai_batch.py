@@ -72,9 +72,12 @@ class OpenAIBatchReader(Reader):
             if p != path and p.name.lower().endswith(LOG_SUFFIXES) and p.is_file() and _kind(p) == kind
         )
 
-    def _inputs(self, ctx: Context) -> list[Path]:
-        given = [p for p in ctx.all_paths if p != ctx.path and _kind(p) == "input"]
-        return given + [p for p in self._beside(ctx.path, "input") if p not in given]
+    def _inputs(self, path: Path, all_paths: list[Path]) -> list[Path]:
+        """The input files of an output file: those beside it, else the input files given with it.
+
+        Batches reuse custom ids (`request-1` in every batch), so inputs of other folders never mix in."""
+        beside = self._beside(path, "input")
+        return beside or [p for p in all_paths if p != path and _kind(p) == "input"]
 
     def companions(self, path: Path) -> list[Path]:
         """An input file's output files beside it (read through the join when not given)."""
@@ -83,14 +86,15 @@ class OpenAIBatchReader(Reader):
     def records(self, ctx: Context) -> Iterator[Record]:
         kind = _kind(ctx.path)
         if kind == "input":
-            if any(p != ctx.path and _kind(p) == "output" for p in ctx.all_paths):
+            outputs = [p for p in ctx.all_paths if p != ctx.path and _kind(p) == "output"]
+            if any(ctx.path in self._inputs(p, ctx.all_paths) for p in outputs):
                 return  # a companion of an output file: read through the join
             raise BadRecord("batch input file without an output file (pass the output file too)")
         # Index input lines by custom_id as (file, byte offset): the requests are read back on demand, so a
         # batch of 50k long prompts is not held in memory twice; a gzipped input keeps its lines in memory.
         index: dict[str, Any] = {}
         dups: dict[str, int] = {}
-        for p in self._inputs(ctx):
+        for p in self._inputs(ctx.path, ctx.all_paths):
             with open_text_bytes(p) as f:
                 gz = not isinstance(f, io.BufferedReader)
                 offset = 0
@@ -142,6 +146,8 @@ class OpenAIBatchReader(Reader):
         row = chat_completion_row(request, body, wrapper)
         row["call_id"] = row["call_id"] if row["call_id"] and body else f"batch:{cid}"
         row["session_id"] = f"batch:{cid}"
+        if row["status"] == "error" and row.get("cost_usd") is None:
+            row["cost_usd"] = 0.0  # the Batch API bills completed requests only (failed, expired: nothing)
         return [row]
 
 

@@ -1,5 +1,7 @@
 """Reader `otel_genai`: OpenTelemetry GenAI semantic-convention spans in OTLP JSON.
 
+Also read: the Python SDK's ConsoleSpanExporter output and Jaeger UI JSON exports (`otel_dumps`).
+
 A file is one OTLP JSON document (`{"resourceSpans": [{"resource", "scopeSpans": [{"spans": [...]}]}]}`) or
 JSONL of such documents, as the collector's file exporter writes them; documents holding `resourceLogs`
 (GenAI events emitted as log records) may sit in the same file or in a logs-only file of the same ingest.
@@ -78,7 +80,8 @@ from slmlab.collect.base import (
     to_openai_tool_calls,
 )
 from slmlab.collect.openinference import flat_call
-from slmlab.collect.otlp import any_value, attributes, parts_message
+from slmlab.collect.otel_dumps import dump_spans, is_console_span, is_jaeger
+from slmlab.collect.otlp import any_value, attributes, otlp_id, otlp_int, parts_message
 from slmlab.collect.shapes import Ancestry, json_value, openai_tools, text_ids, text_of
 
 CHAT_OPERATIONS = ("chat", "text_completion", "generate_content", "completion")
@@ -271,7 +274,9 @@ def genai_call(a: dict[str, Any], events: list[tuple[str, dict[str, Any]]]) -> d
                 choice = body
             elif name == "gen_ai.content.completion" and choice is None:
                 reply = body.get("messages")
-                choice = {"message": reply[0] if isinstance(reply, list) and reply else reply}
+                reply = reply[0] if isinstance(reply, list) and reply else reply
+                # OpenLit writes the completion as plain text, not a message list
+                choice = {"message": reply if isinstance(reply, dict) else {"content": text_of(reply)}}
         if choice is not None:
             m = choice.get("message") if isinstance(choice.get("message"), dict) else choice
             out_text, tool_calls = _answer(m)
@@ -329,6 +334,15 @@ def _is_otlp(obj: Any) -> bool:
     )
 
 
+def _is_doc(obj: Any) -> bool:
+    """An OTLP JSON document, a ConsoleSpanExporter span or a Jaeger JSON export."""
+    return _is_otlp(obj) or is_console_span(obj) or is_jaeger(obj)
+
+
+def _items(obj: Any) -> Iterator[tuple[str, dict[str, Any], Any]]:
+    return _walk(obj) if _is_otlp(obj) else dump_spans(obj)
+
+
 def _log_event(item: Any) -> tuple[str | None, str | None, dict[str, Any] | None]:
     """(span id, event name, body) of a log record that is a GenAI event, else (None, None, None)."""
     if not isinstance(item, dict):
@@ -338,7 +352,7 @@ def _log_event(item: Any) -> tuple[str | None, str | None, dict[str, Any] | None
     except BadRecord:
         return None, None, None
     name = _field(item, "eventName", "event_name") or a.get("event.name")
-    span_id = _field(item, "spanId", "span_id")
+    span_id = otlp_id(_field(item, "spanId", "span_id"))
     if not (isinstance(name, str) and name in CONTENT_EVENTS and span_id):
         return None, None, None
     return str(span_id), name, _event_body(name, a, any_value(item.get("body")) or {})
@@ -416,12 +430,13 @@ def _index(ctx: Context) -> _Index:
     """One pass over the file (and over logs-only OTLP files beside it in this ingest)."""
     idx = _Index()
     for doc in iter_json_records(ctx.path, list_keys=()):
-        if doc.error is not None or not _is_otlp(doc.obj):
+        if doc.error is not None or not _is_doc(doc.obj):
             continue
-        for kind, _, item in _walk(doc.obj):
+        for kind, _, item in _items(doc.obj):
             if kind == "span" and isinstance(item, dict):
-                sid = _field(item, "spanId", "span_id")
-                idx.tree.add(sid, _field(item, "parentSpanId", "parent_span_id"), **_span_facts(item))
+                sid = otlp_id(_field(item, "spanId", "span_id"))
+                parent = otlp_id(_field(item, "parentSpanId", "parent_span_id"))
+                idx.tree.add(sid, parent, **_span_facts(item))
             elif kind == "log":
                 span_id, name, body = _log_event(item)
                 if span_id:
@@ -441,7 +456,11 @@ class OtelGenAIReader(Reader):
     description = "OpenTelemetry GenAI spans (OTLP JSON resourceSpans, GenAI events as resourceLogs)"
 
     def sniff(self, path: Path, head: str) -> bool:
-        return '"resourceSpans"' in head or ('"resourceLogs"' in head and '"gen_ai.' in head)
+        if '"resourceSpans"' in head or ('"resourceLogs"' in head and '"gen_ai.' in head):
+            return True
+        if '"span_id"' in head and '"SpanKind.' in head and '"context"' in head:  # ConsoleSpanExporter
+            return True
+        return '"traceID"' in head and '"spanID"' in head and '"operationName"' in head  # Jaeger JSON
 
     def records(self, ctx: Context) -> Iterator[Record]:
         ctx.state["index"] = _index(ctx)
@@ -450,7 +469,7 @@ class OtelGenAIReader(Reader):
             if doc.error is not None:
                 yield doc
                 continue
-            if not _is_otlp(doc.obj):
+            if not _is_doc(doc.obj):
                 if isinstance(doc.obj, dict) and isinstance(doc.obj.get("resourceMetrics"), list):
                     yield Record(doc.line, obj=("skip", None, "an OTLP metrics document"), raw=doc.raw)
                 else:
@@ -460,10 +479,11 @@ class OtelGenAIReader(Reader):
                         raw=doc.raw or doc.obj,
                     )
                 continue
-            for kind, res, item in _walk(doc.obj):
+            console = is_console_span(doc.obj)
+            for kind, res, item in _items(doc.obj):
                 n += 1
-                # JSONL: the document's line; one document: the span's index in it.
-                yield Record(doc.line if doc.raw is not None else n, obj=(kind, res, item))
+                # JSONL, console spans: the line the document starts on; one document: the span's index.
+                yield Record(doc.line if doc.raw is not None or console else n, obj=(kind, res, item))
 
     def calls(self, record: Any, ctx: Context, line: int) -> list[dict[str, Any]]:
         kind, res, span = record
@@ -477,8 +497,8 @@ class OtelGenAIReader(Reader):
             raise BadRecord(f"span is a {type(span).__name__}, expected an object")
         idx: _Index = ctx.state.get("index") or _Index()
         a = attributes(span.get("attributes") or [])
-        span_id = _field(span, "spanId", "span_id")
-        trace_id = _field(span, "traceId", "trace_id")
+        span_id = otlp_id(_field(span, "spanId", "span_id"))
+        trace_id = otlp_id(_field(span, "traceId", "trace_id"))
         events = []
         for ev in span.get("events") or []:
             if isinstance(ev, dict) and isinstance(ev.get("name"), str):
@@ -486,8 +506,8 @@ class OtelGenAIReader(Reader):
         if not any(name in CONTENT_EVENTS for name, _ in events) and span_id:
             events += idx.logs.get(str(span_id), [])
         op = a.get("gen_ai.operation.name")
-        start = as_int(_field(span, "startTimeUnixNano", "start_time_unix_nano"))
-        end = as_int(_field(span, "endTimeUnixNano", "end_time_unix_nano"))
+        start = otlp_int(_field(span, "startTimeUnixNano", "start_time_unix_nano"))
+        end = otlp_int(_field(span, "endTimeUnixNano", "end_time_unix_nano"))
         status = span.get("status") if isinstance(span.get("status"), dict) else {}
         code = status.get("code")
         is_error = code in (2, "2", "STATUS_CODE_ERROR", "ERROR") or a.get("error.type") is not None
@@ -495,7 +515,7 @@ class OtelGenAIReader(Reader):
         base = {
             "call_id": span_id,
             "session_id": None,
-            "parent_id": _field(span, "parentSpanId", "parent_span_id") or None,
+            "parent_id": otlp_id(_field(span, "parentSpanId", "parent_span_id")) or None,
             "agent": a.get("gen_ai.agent.name")
             or a.get("agent.name")
             or idx.tree.inherit(span_id, "agent")

@@ -47,7 +47,7 @@ def any_value(v: Any) -> Any:
         if kind == "str" or kind == "bytes":
             return x
         if kind == "int":
-            return as_int(x)
+            return otlp_int(x)
         if kind == "float":
             return as_float(x)
         if kind == "bool":
@@ -106,3 +106,34 @@ def parts_message(m: Any) -> list[dict[str, Any]]:
             msg["name"] = m["name"]
         out.insert(0, msg)
     return out
+
+
+def otlp_int(v: Any) -> int | None:
+    """A 64-bit integer as OTLP JSON writes it: a decimal string, a number, or the `{low, high, unsigned}`
+    object protobuf.js writes for a Long (OpenTelemetry JS exporters, as Langfuse's OTel tests receive them).
+
+    Example:
+        >>> otlp_int({"low": 14, "high": 0, "unsigned": False}), otlp_int("120")
+        (14, 120)
+    """
+    if isinstance(v, dict) and "low" in v and "high" in v:
+        low, high = as_int(v.get("low")), as_int(v.get("high"))
+        if low is None or high is None:
+            return None
+        n = ((high & 0xFFFFFFFF) << 32) | (low & 0xFFFFFFFF)
+        if not v.get("unsigned") and n >= 1 << 63:
+            n -= 1 << 64
+        return n
+    return as_int(v)
+
+
+def otlp_id(v: Any) -> Any:
+    """A trace or span id as hex text: OTLP JSON's hex string, or a Node.js Buffer `{"type": "Buffer", "data":
+    [bytes]}` (protobuf.js output); other values unchanged."""
+    if isinstance(v, dict) and v.get("type") == "Buffer" and isinstance(v.get("data"), list):
+        try:
+            return bytes(v["data"]).hex()
+        except (TypeError, ValueError):
+            return None
+    return v
+
