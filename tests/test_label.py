@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from slmlab.cluster import describe_clusters
 from slmlab.label import LabelSession, StaleLabelsError, split_keys
 from slmlab.schema import CLUSTER_SCHEMA, conform
 
@@ -140,6 +141,55 @@ def test_split_by_action(clusters, calls):
     assert s.clusters.filter(pl.col("cluster") == 0)["size"].item() == 10
     with pytest.raises(ValueError, match="single"):
         s.split(1, by="action")
+
+
+# What describe_clusters decides about a cluster from its calls (shares relative to the whole table).
+DESCRIBED = ["cluster", "size", "share_calls", "share_cost", "dominant_action", "action_share", "output_shape",
+             "template", "mean_input_tokens", "p90_input_tokens", "mean_output_tokens", "suitability"]  # fmt: skip
+
+
+@pytest.mark.parametrize("table", ["step 3", "hand-built"])
+def test_split_parts_get_describe_clusters_numbers(table, clusters, calls):
+    base = describe_clusters(calls) if table == "step 3" else clusters
+    s = LabelSession(base, calls)
+    parts = s.split(0, by="action")
+    want = describe_clusters(s.apply(calls)).filter(pl.col("cluster").is_in(parts)).sort("cluster")
+    got = s.clusters.filter(pl.col("cluster").is_in(parts)).sort("cluster")
+    assert got.height == want.height == 2
+    for g, w in zip(
+        got.select(DESCRIBED).iter_rows(named=True), want.select(DESCRIBED).iter_rows(named=True), strict=True
+    ):
+        assert g == pytest.approx(w)
+    # each part has its own suitability (not the parent's, which mixed two actions)
+    parent = describe_clusters(calls).filter(pl.col("cluster") == 0)["suitability"].item()
+    assert got["action_share"].to_list() == [1.0, 1.0]
+    assert all(v > parent for v in got["suitability"].to_list())
+    # a replay (load, undo) gives the same numbers
+    s.rename(1, "chat")
+    s.undo()
+    assert s.clusters.filter(pl.col("cluster").is_in(parts)).sort("cluster").equals(got)
+
+
+def test_merge_is_described_like_the_cluster_step(calls):
+    # fenced JSON answers are "json" for the cluster step, so they are for the labeller too
+    fenced = '```json\n{"greeting": true}\n```'
+    calls = calls.with_columns(
+        pl.when(pl.col("cluster") == 1)
+        .then(pl.lit(fenced))
+        .otherwise(pl.col("response_text"))
+        .alias("response_text")
+    )
+    s = LabelSession(describe_clusters(calls), calls)
+    into = s.merge([1, 2])
+    got = s.clusters.filter(pl.col("cluster") == into).select(DESCRIBED).row(0, named=True)
+    want = (
+        describe_clusters(s.apply(calls))
+        .filter(pl.col("cluster") == into)
+        .select(DESCRIBED)
+        .row(0, named=True)
+    )
+    assert got == pytest.approx(want)
+    assert got["output_shape"] == "json"  # 6 fenced JSON answers, 3 plain ones
 
 
 def test_split_by_template_ignores_fillers(clusters, calls):

@@ -66,8 +66,9 @@ def drift_on_latest_sessions(
             cached embeddings of the last user turns (any other cut embeds every call again).
     """
     from slmlab.cluster.embed import select_embedder
-    from slmlab.label.session import call_prompt_texts, load_labelled_calls
+    from slmlab.label import load_labelled_calls
     from slmlab.runs import RunStore
+    from slmlab.runtime.chat_format import call_prompt_texts
 
     calls, _ = load_labelled_calls(run)
     reference, new = split_by_time(calls, n_calls)
