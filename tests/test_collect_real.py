@@ -70,7 +70,9 @@ def test_console_span_exporter_chat_span(tmp_path):
         "attributes": {
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": "gpt-4o-mini",
-            "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Hi"}]}]),
+            "gen_ai.input.messages": json.dumps(
+                [{"role": "user", "parts": [{"type": "text", "content": "Hi"}]}]
+            ),
             "gen_ai.usage.input_tokens": 26,
         },
         "events": [],
@@ -97,12 +99,17 @@ def test_langfuse_otel_mapping_spans(tmp_path):
     res = run(REAL / "otel_genai" / "langfuse_otel_mapping.json", tmp_path)
     assert (res.summary.calls, res.summary.quarantined) == (2, 0)
     openlit, traceloop = res.calls.iter_rows(named=True)
-    assert openlit["call_id"] == "b904bffb20be6d7e" and openlit["session_id"] == "ea673708441c2984a54a3e3962d3595f"
+    assert (
+        openlit["call_id"] == "b904bffb20be6d7e"
+        and openlit["session_id"] == "ea673708441c2984a54a3e3962d3595f"
+    )
     assert (openlit["input_tokens"], openlit["output_tokens"], openlit["cost_usd"]) == (14, 96, 0.000151)
     assert openlit["response_text"].startswith("LLM Observability stands for")
     assert openlit["timestamp"].year == 2025 and openlit["latency_ms"] == pytest.approx(1174.148582)
     assert traceloop["model"] == "gpt-3.5-turbo-0125" and traceloop["finish_reason"] == "stop"
-    assert parse_messages(traceloop["messages"]) == [{"role": "user", "content": "What is LLM Observability?"}]
+    assert parse_messages(traceloop["messages"]) == [
+        {"role": "user", "content": "What is LLM Observability?"}
+    ]
     _no_empty_targets(res.calls)
 
 
@@ -112,7 +119,9 @@ def test_langfuse_framework_payloads(tmp_path):
     assert (res.summary.calls, res.summary.quarantined) == (5, 0)
     rows = {r["call_id"]: r for r in res.calls.iter_rows(named=True)}
     tc = parse_tool_calls(rows["obs-1"]["response_tool_calls"])  # Responses API function_call item
-    assert tc == [{"id": "call_bRNQ2ZycSlQAOKWomPbtaub4", "name": "get_weather", "arguments": '{"city": "Tokyo"}'}]
+    assert tc == [
+        {"id": "call_bRNQ2ZycSlQAOKWomPbtaub4", "name": "get_weather", "arguments": '{"city": "Tokyo"}'}
+    ]
     agent = rows["obs-2"]
     assert agent["response_text"].startswith("I checked the weather in Tokyo")  # output_text part
     history = parse_messages(agent["messages"])
@@ -164,7 +173,11 @@ def test_data_flywheel_documents(tmp_path):
     s = res.summary
     assert (s.read, s.calls, s.quarantined) == (5, 5, 0)
     by_file = {Path(k).name: v["calls"] for k, v in s.by_file.items()}
-    assert by_file == {"flywheel_pretty.jsonl": 2, "flywheel_record.json": 1, "flywheel_records_array.json": 2}
+    assert by_file == {
+        "flywheel_pretty.jsonl": 2,
+        "flywheel_record.json": 1,
+        "flywheel_records_array.json": 2,
+    }
     assert set(res.calls["tool_name"]) == {"structured_rag"} and set(res.calls["task_label"]) == {"aiva_1"}
     args = [parse_tool_calls(t)[0]["arguments"] for t in res.calls["response_tool_calls"]]
     assert json.loads(args[0]) == {"query": "account bill processed", "user_id": "4165"}

@@ -64,9 +64,12 @@ def open_text_bytes(path: Path) -> io.BufferedReader | gzip.GzipFile:
 
 
 def read_head_bytes(path: Path, n: int = HEAD_BYTES) -> bytes:
-    """The first `n` (uncompressed) bytes of a file, without a UTF-8 byte-order mark."""
+    """The first `n` (uncompressed) bytes of a file, without a UTF-8 byte-order mark (of a truncated gzip:
+    the bytes before the damage, which reading the records then reports)."""
     with open_text_bytes(path) as f:
-        data = f.read(n)
+        data, error = _read_block(f, n)
+    if error is not None and not data:
+        raise error
     return data[3:] if data.startswith(BOM) else data
 
 
@@ -196,7 +199,12 @@ def iter_jsonl_blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, list[
     first = True
     with open_text_bytes(path) as f:
         while True:
-            data = f.read(block_bytes)
+            data, error = _read_block(f, block_bytes)
+            if error is not None:  # a truncated or corrupt gzip: the whole lines before the damage first
+                lines = (carry + data).split(b"\n")[:-1]
+                if lines:
+                    yield line, lines, True
+                raise error
             if first and data:
                 while len(data) < 3 and BOM.startswith(data):  # a BOM cut by a tiny block
                     more = f.read(block_bytes)
@@ -217,6 +225,25 @@ def iter_jsonl_blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, list[
                 line += len(lines)
     if carry:
         yield line, [carry], False
+
+
+def _read_block(f: Any, n: int) -> tuple[bytes, BaseException | None]:
+    """Up to `n` bytes, read in the steps the stream gives (a gzip stream decompresses chunk by chunk), and
+    the read error that stopped it early, if any (the bytes before it are kept)."""
+    read1 = getattr(f, "read1", None)
+    if read1 is None:
+        return f.read(n), None
+    chunks, size = [], 0
+    try:
+        while size < n:
+            chunk = read1(n - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except READ_ERRORS as exc:
+        return b"".join(chunks), exc
+    return b"".join(chunks), None
 
 
 def _read_text(path: Path) -> tuple[str | None, str | None]:

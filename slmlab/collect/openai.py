@@ -200,6 +200,11 @@ class OpenAIReader(Reader):
 
     def sniff(self, path: Path, head: str) -> bool:
         rec = first_json(head)
+        if rec is None and head.lstrip().startswith(
+            "{"
+        ):  # a first line longer than the head (a 10 MB answer)
+            start = head.lstrip()[:4096]
+            return '"request"' in start and ('"response"' in head or '"error"' in head)
         return isinstance(rec, dict) and "request" in rec and ("response" in rec or "error" in rec)
 
     def calls(self, record: Any, ctx: Context, line: int) -> list[dict[str, Any]]:

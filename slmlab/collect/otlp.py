@@ -136,4 +136,3 @@ def otlp_id(v: Any) -> Any:
         except (TypeError, ValueError):
             return None
     return v
-
