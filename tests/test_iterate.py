@@ -122,6 +122,12 @@ def test_volume_change_and_given_centroids(reference):
     # a (k, d) array: row i is cluster i
     r2 = detect_drift(new, np.array([[1.0, 0, 0], [0, 1.0, 0]]), ref, new_embeddings=new_emb, threshold=0.5)
     assert r2.threshold == 0.5 and r2.assignments["nearest"].to_list() == [0] * 10 + [1] * 40
+    # a frame: cluster + centroid
+    frame = pl.DataFrame({"cluster": [3, 4], "centroid": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]})
+    r3 = detect_drift(new, frame, ref, new_embeddings=new_emb, threshold=0.5)
+    assert r3.assignments["nearest"].to_list() == [3] * 10 + [4] * 40
+    with pytest.raises(ValueError, match="centroid"):
+        detect_drift(new, frame.rename({"centroid": "vec"}), ref, new_embeddings=new_emb, threshold=0.5)
 
 
 def test_predict_object_assigns(reference):
@@ -153,10 +159,10 @@ def test_rising_fallback_rate(reference):
     assert row["new_fallback_rate"] == pytest.approx(0.4)
     assert r.fallback_rate == pytest.approx(0.4) and r.reference_fallback_rate == pytest.approx(0.05)
     assert clusters_to_retrain(r) == [0]
-    assert (
-        fallback_rates(pl.DataFrame({"cluster": [0, 0], "fallback": [True, False]}))["fallback_rate"][0]
-        == 0.5
-    )
+    rates = fallback_rates(pl.DataFrame({"route_cluster": [0, 0, 1], "routed_to": ["llm", "slm", "llm"]}))
+    assert rates.rows() == [(0, 2, 0.5)]  # cluster 1 was never swapped: no fallback rate
+    with pytest.raises(ValueError, match="route_cluster"):
+        fallback_rates(pl.DataFrame({"cluster": [0], "routed_to": ["llm"]}))
 
 
 def test_template_index_and_centroids():

@@ -85,9 +85,10 @@ def _as_centroids(obj: Any) -> tuple[np.ndarray, np.ndarray]:
         ids = np.array(sorted(obj), dtype=np.int64)
         return ids, np.stack([np.asarray(obj[int(c)], dtype=np.float64) for c in ids])
     if isinstance(obj, pl.DataFrame):
-        vec = "centroid" if "centroid" in obj.columns else next(c for c in obj.columns if c != "cluster")
+        if not {"cluster", "centroid"} <= set(obj.columns):
+            raise ValueError("a centroid frame needs the columns cluster and centroid (a list of floats)")
         return obj.get_column("cluster").to_numpy().astype(np.int64), np.stack(
-            [np.asarray(v, dtype=np.float64) for v in obj.get_column(vec).to_list()]
+            [np.asarray(v, dtype=np.float64) for v in obj.get_column("centroid").to_list()]
         )
     arr = np.asarray(obj, dtype=np.float64)
     if arr.ndim != 2:
@@ -99,36 +100,40 @@ def _as_centroids(obj: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fallback_rates(replay: pl.DataFrame, swapped: Sequence[int] | None = None) -> pl.DataFrame:
-    """Per cluster, the share of calls that fell back to the LLM in a router replay.
+    """Per cluster, the share of calls that fell back to the LLM in a router replay (`REPLAY_SCHEMA`).
 
-    A `fallback` (bool) column is used as is; else a call "fell back" when its cluster was swapped to an SLM
-    but the router sent it to the LLM (`routed_to == "llm"`). Swapped clusters are `swapped`, else those with
-    any call routed to the SLM. The cluster is `route_cluster` where present, else `cluster`.
+    A call "fell back" when its cluster (`route_cluster`) was swapped to an SLM but the router sent it to
+    the LLM (`routed_to == "llm"`). Swapped clusters are `swapped`, else those with any call routed to the
+    SLM.
 
     Returns:
         cluster, n, fallback_rate (only clusters with a defined rate).
 
+    Raises:
+        ValueError: the replay lacks `route_cluster` or `routed_to` (names step 7's artefact).
+
     Example:
-        >>> fallback_rates(pl.DataFrame({"cluster": [1, 1, 2], "routed_to": ["slm", "llm", "llm"]}))["fallback_rate"].to_list()
+        >>> fallback_rates(pl.DataFrame({"route_cluster": [1, 1, 2], "routed_to": ["slm", "llm", "llm"]}))["fallback_rate"].to_list()
         [0.5]
     """
-    col = "route_cluster" if "route_cluster" in replay.columns else "cluster"
-    if "fallback" in replay.columns:
-        df = replay.select(pl.col(col).alias("cluster"), pl.col("fallback").cast(pl.Float64).alias("fb"))
-    elif "routed_to" in replay.columns:
-        if swapped is None:
-            swapped = replay.filter(pl.col("routed_to") == "slm").get_column(col).unique().to_list()
-        df = replay.filter(pl.col(col).is_in(list(swapped))).select(
-            pl.col(col).alias("cluster"), (pl.col("routed_to") == "llm").cast(pl.Float64).alias("fb")
-        )
-    else:
-        raise ValueError("a replay needs a 'fallback' or a 'routed_to' column")
+    missing = [c for c in ("route_cluster", "routed_to") if c not in replay.columns]
+    if missing:
+        raise ValueError(f"a router replay (step 7's replay.parquet, REPLAY_SCHEMA) needs {missing}")
+    if swapped is None:
+        swapped = _swapped(replay)
     return (
-        df.group_by("cluster")
-        .agg(pl.len().alias("n"), pl.col("fb").mean().alias("fallback_rate"))
-        .with_columns(pl.col("cluster").cast(pl.Int64))
+        replay.filter(pl.col("route_cluster").is_in(list(swapped)))
+        .group_by(pl.col("route_cluster").cast(pl.Int64).alias("cluster"))
+        .agg(
+            pl.len().alias("n"), (pl.col("routed_to") == "llm").cast(pl.Float64).mean().alias("fallback_rate")
+        )
         .sort("cluster")
     )
+
+
+def _swapped(replay: pl.DataFrame) -> list[int]:
+    """The clusters a replay sends to an SLM (any call routed to it)."""
+    return replay.filter(pl.col("routed_to") == "slm").get_column("route_cluster").unique().to_list()
 
 
 def detect_drift(
@@ -313,10 +318,8 @@ def detect_drift(
     )
     fb_new = fb_ref = None
     if reference_replay is not None or new_replay is not None:
-        swapped = None
-        if reference_replay is not None and "fallback" not in reference_replay.columns:
-            col = "route_cluster" if "route_cluster" in reference_replay.columns else "cluster"
-            swapped = reference_replay.filter(pl.col("routed_to") == "slm").get_column(col).unique().to_list()
+        # the clusters the reference replay swapped are the ones whose fallbacks count, in both replays
+        swapped = _swapped(reference_replay) if reference_replay is not None else None
         for name, rep in (("reference_fallback_rate", reference_replay), ("new_fallback_rate", new_replay)):
             if rep is None:
                 per = per.with_columns(pl.lit(None, pl.Float64).alias(name))
