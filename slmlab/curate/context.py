@@ -56,8 +56,9 @@ DATE_RE = re.compile(rf"^\s*{DATE}\s*$", re.IGNORECASE)
 _DATE8 = r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"  # 19570302, only after a DOB cue
 
 # A few filler words between a cue and its value ("MRN for that patient is S123", "born in Lagos on ...").
-_FILL = r"(?:[\s:=#\"'(\[-]*(?:[A-Za-z][A-Za-z'’.]*)){0,5}?[\s:=#\"'(\[-]+"
-_FILL_SHORT = r"(?:[\s:=#\"'(\[-]*(?:[A-Za-z][A-Za-z'’.]*)){0,2}?[\s:=#\"'(\[-]+"
+_WORD = r"[^\W\d_]+(?:['’.-][^\W\d_]+)*\.?"  # a word of any script, no digits
+_FILL = rf"(?:[\s:=#\"'(\[,;?-]*{_WORD}){{0,7}}?[\s:=#\"'(\[,;?-]+"
+_FILL_SHORT = rf"(?:[\s:=#\"'(\[,;?-]*{_WORD}){{0,2}}?[\s:=#\"'(\[,;?-]*"
 # An identifier: 4+ characters with at least one digit, not a date.
 _IDVAL = (
     r"(?!\d{4}-\d{1,2}-\d)(?=[A-Za-z0-9._/-]*\d)([A-Za-z0-9](?:[A-Za-z0-9._/-]{2,38}[A-Za-z0-9]))(?![\w/-])"
@@ -68,18 +69,22 @@ _DOB_CUE = (
     r"fecha\s+de\s+nacimiento|geburtsdatum|date\s+de\s+naissance)\b)"
 )
 _MRN_CUE = (
-    r"(?i:\b(?:mrn|mr\s*#|medical\s+record(?:\s+(?:number|no\.?|num|#|id))?|record\s+(?:number|no\.?|#)|"
-    r"chart\s+(?:number|no\.?|#|id)|patient\s+(?:id|identifier|number|no\.?|#|record)|"
+    r"(?i:\b(?:mrn|mr\s*#|(?:medical\s+|health\s+)?record(?:\s+(?:number|no\.?|num|#|id))?|"
+    r"chart(?:\s+(?:number|no\.?|#|id))?|patient\s+(?:id|identifier|number|no\.?|#|record)|"
     r"health\s+record\s+(?:number|id))\b)"
 )
 _MEMBER_CUE = (
     r"(?i:\b(?:member|subscriber|beneficiary|insurance|insured|health\s+plan|policy|group|medicare|medicaid)"
-    r"\s*(?:id|identifier|number|no\.?|num|#)(?![A-Za-z])"
-    r"|\b(?:account|acct\.?|customer|client|user|employee|case|claim)\s*(?:id|identifier|number|no\.?|num|#)(?![A-Za-z])"
-    r"|\b(?:licen[cs]e|certificate|passport|driver'?s\s+licen[cs]e|dl|npi|dea|vin|serial|imei|device)"
-    r"\s*(?:id|number|no\.?|num|#)(?![A-Za-z]))"
+    r"(?:\s*(?:id|identifier|number|no\.?|num|#))?(?![A-Za-z])"
+    r"|\b(?:account|acct\.?|customer|client|user|employee|case|claim)(?:\s*(?:id|identifier|number|no\.?|num|#))?(?![A-Za-z])"
+    r"|\b(?:licen[cs]e|certificate|passport|dl|npi|dea|vin|serial|imei|device|itin|tin|taxpayer\s+id)"
+    r"(?:\s*(?:id|number|no\.?|num|#))?(?![A-Za-z]))"
 )
 _ZIP_CUE = r"(?i:\b(?:zip|zip\s*code|zipcode|postal\s*code|postcode|post\s+code)\b)"
+_STREET_END = (
+    r"\b(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Drive|Dr|Lane|Ln|Court|Ct|Way|Place|Pl|Terrace|Circle|"
+    r"Parkway|Pkwy|Highway|Hwy|Square|Trail|Mall|Plaza|Loop)\.?(?:,?\s+(?:Apt|Suite|Unit|Ste|#)\.?\s*\w+)?"
+)
 _STATES = (
     "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|"
     "ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR"
@@ -106,6 +111,7 @@ CONTEXT_RX: dict[str, re.Pattern] = {
     "member_id": re.compile(rf"{_MEMBER_CUE}{_FILL_SHORT}{_IDVAL}"),
     "zip_code": re.compile(
         rf"{_ZIP_CUE}{_FILL}(\d{{5}}(?:-\d{{4}})?)(?![\d-])|(?<=[,\s])(?:{_STATES}),?\s+(\d{{5}}(?:-\d{{4}})?)(?![\d-])"
+        rf"|{_STREET_END},?\s+(?:[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,?\s+)?(?:(?:{_STATES}),?\s+)?(\d{{5}}(?:-\d{{4}})?)(?![\d-])"
     ),
     "person_context": re.compile(rf"{_NAME_CUE}({NAME})"),
     "query_param": re.compile(
