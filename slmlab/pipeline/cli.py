@@ -111,8 +111,7 @@ def _main(
     debug: bool = typer.Option(False, "--debug", help="show tracebacks instead of one-line errors"),
 ) -> None:
     """slmlab: move an agent's repetitive LLM calls to small models."""
-    if debug:
-        DEBUG["on"] = True
+    DEBUG["on"] = debug or os.environ.get("SLMLAB_DEBUG", "") not in ("", "0")
 
 
 def load_reader(spec: str):
