@@ -87,3 +87,19 @@ def test_estimate_cost_without_optional_columns(prices):
     out = estimate_cost(df, prices)
     assert out["cost_usd"].item() == pytest.approx((1000 * 0.15 + 1000 * 0.60) / 1e6)
     assert out["cost_estimated"].item() is True
+
+
+def test_batch_calls_are_estimated_at_the_batch_price(prices):
+    df = pl.DataFrame(
+        {
+            "model": ["gpt-4o", "gpt-4o", "llama-3.1-8b"],
+            "input_tokens": [1_000_000] * 3,
+            "cached_input_tokens": [0] * 3,
+            "output_tokens": [0] * 3,
+            "cost_usd": [None, None, None],
+            "source_format": ["openai", "openai_batch", "openai_batch"],
+        }
+    )
+    got = estimate_cost(df, prices)["cost_usd"].to_list()
+    assert got == [2.5, 1.25, 0.18]  # 50% for the Batch API; no batch price listed: the list price
+    assert prices.filter(pl.col("model") == "gpt-4o")["batch_factor"].item() == 0.5

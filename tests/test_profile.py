@@ -193,3 +193,28 @@ def test_profile_on_the_demo_logs(demo_calls):
     templates = profile.detect_templates(demo_calls, min_share=0.01)
     # 6 agents x 2 system-prompt versions; the worker's templates each serve several tools.
     assert templates.height == 12 and templates["cum_share"].max() == pytest.approx(1.0)
+
+
+def test_usd_puts_the_sign_first_and_negatives_are_left_out():
+    from slmlab.collect.profile import usd
+
+    assert (usd(-3.5), usd(0.0), usd(1234.567)) == ("-$3.50", "$0.00", "$1,234.57")
+    df = pl.DataFrame(
+        {
+            "call_id": ["a", "b"],
+            "session_id": ["s", "s"],
+            "agent": ["x", "x"],
+            "model": ["gpt-4o", "gpt-4o"],
+            "status": ["ok", "ok"],
+            "input_tokens": [-470, 100],
+            "cached_input_tokens": [0, 0],
+            "output_tokens": [5, 5],
+            "cost_usd": [-3.5, 0.25],
+            "cost_estimated": [False, False],
+            "timestamp": [None, None],
+        },
+        schema_overrides={"timestamp": pl.Datetime("us", "UTC")},
+    )
+    s = profile.summary(df)
+    assert (s.input_tokens, s.cost_usd, s.invalid_calls) == (100, 0.25, 1)
+    assert "-" not in str(s).split("\n")[1] and "$-" not in str(s)
