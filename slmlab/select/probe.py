@@ -20,11 +20,11 @@ from slmlab.runtime.chat_format import (
     render_target,
     tools_from_calls,
 )
-from slmlab.schema import TEXT_ACTION, parse_messages, parse_tool_calls
+from slmlab.schema import TEXT_ACTION, conform, parse_messages, parse_tool_calls
 
 
 def _logged_action(row: dict[str, Any]) -> str:
-    return row.get("tool_name") or TEXT_ACTION
+    return row["tool_name"] or TEXT_ACTION
 
 
 def zero_shot_probe(
@@ -67,20 +67,20 @@ def zero_shot_probe(
     if calls.height == 0:
         raise ValueError("no calls to probe")
     budget = budget or PromptBudget()
-    rows = calls.to_dicts()
+    rows = conform(calls).to_dicts()  # the call schema's columns, so every row has tools, tool calls, text
     sample = random.Random(seed).sample(rows, min(n, len(rows)))
     gen = model if isinstance(model, Generator) else TransformersGenerator(model, batch_size=batch_size)
-    inferred = tools_from_calls([r.get("response_tool_calls") for r in rows])
+    inferred = tools_from_calls([r["response_tool_calls"] for r in rows])
     prompts, tokens = [], []
     for r in sample:
-        tools = json.loads(r["tools"]) if r.get("tools") else inferred
+        tools = json.loads(r["tools"]) if r["tools"] else inferred
         msgs = fit_messages(parse_messages(r["messages"]), tools, budget, gen.tokenizer)
         prompts.append(msgs)
         tokens.append(count_prompt_tokens(msgs, gen.tokenizer))
     outs = gen.generate(prompts, max_new_tokens=max_new_tokens, progress=False)
     result = []
     for r, out, n_tok in zip(sample, outs, tokens, strict=True):
-        logged_calls = parse_tool_calls(r.get("response_tool_calls"))
+        logged_calls = parse_tool_calls(r["response_tool_calls"])
         logged = _logged_action(r)
         generated = (out.tool_calls[0].get("name") or "<invalid>") if out.tool_calls else TEXT_ACTION
         args_match = None
@@ -89,7 +89,7 @@ def zero_shot_probe(
         result.append(
             {
                 "call_id": r["call_id"],
-                "cluster": r.get("cluster"),
+                "cluster": r.get("cluster"),  # not a call-schema column: absent on an unclustered table
                 "logged_action": logged,
                 "generated_action": generated,
                 "tool_match": generated == logged,
@@ -97,7 +97,7 @@ def zero_shot_probe(
                 if out.tool_calls
                 else None,
                 "args_match": args_match,
-                "logged_output": render_target(r.get("response_text"), logged_calls),
+                "logged_output": render_target(r["response_text"], logged_calls),
                 "generated_text": out.text,
                 "prompt_tokens": n_tok,
                 "generated_tokens": out.output_tokens,

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from slmlab.runs import RunStore
+from slmlab.runs import RunStore, conform_clusters
 from slmlab.select.catalog import GpuSpec, get_gpu, load_catalog
 from slmlab.select.memory import MODES, estimate_memory
 
@@ -134,6 +134,7 @@ def rank_models(
     missing = [c for c in needed if c not in clusters.columns]
     if missing:
         raise ValueError(f"the cluster table lacks {missing} (see slmlab.schema.CLUSTER_SCHEMA)")
+    clusters = conform_clusters(clusters)  # the other CLUSTER_SCHEMA columns (name) with their defaults
     memo: dict[tuple[str, int], tuple[float, float]] = {}
     rows = []
     for cl in clusters.iter_rows(named=True):
@@ -184,7 +185,7 @@ def rank_models(
             rows.append(
                 {
                     "cluster": cl["cluster"],
-                    "cluster_name": cl.get("name"),
+                    "cluster_name": cl["name"],
                     "hub_id": m["hub_id"],
                     "local_name": m["local_name"],
                     "family": m["family"],
