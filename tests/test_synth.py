@@ -10,8 +10,8 @@ from collections import Counter
 import polars as pl
 import pytest
 
-from slmlab.demo import synth
 from slmlab.config import REPO_ROOT
+from slmlab.demo import synth
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +159,13 @@ def test_bundled_demo_files_match_the_generator():
     assert head == synth.generate_agent_logs(3000, seed=0)[:50]  # the committed file is regenerable
     labels = synth.load_demo_labels()
     assert labels.height == 3000 and labels["task_label"].n_unique() == 12
+
+
+def test_bundled_demo_files_are_byte_identical_to_a_regeneration(tmp_path):
+    # the generator's modules can be reorganised, never its output: the committed files are its seed-0 run
+    synth.write_demo_logs(tmp_path, n_calls=3000, seed=0)
+    for name in (synth.LOG_FILE, synth.LABEL_FILE):
+        assert (tmp_path / name).read_bytes() == (REPO_ROOT / "data" / name).read_bytes(), name
 
 
 def test_demo_logs_path_generates_into_the_cache_without_a_checkout(tmp_path, monkeypatch):
