@@ -167,3 +167,19 @@ def test_two_process_cpu_launch_same_weights_and_resume(tiny_llama, tmp_path):
         )
     hist2 = [json.loads(x) for x in (tmp_path / "resumed" / "history.jsonl").read_text().splitlines()]
     assert [r["example_ids"] for r in hist2] == [r["example_ids"] for r in history]
+
+
+@pytest.mark.parametrize(
+    "name, kind, n",
+    [
+        ("ddp_cpu.yaml", "MULTI_GPU", 2),
+        ("ddp_8gpu.yaml", "MULTI_GPU", 8),
+        ("fsdp_8gpu.yaml", "FSDP", 8),
+        ("deepspeed_zero2_8gpu.yaml", "DEEPSPEED", 8),
+    ],
+)
+def test_example_accelerate_configs_load(name, kind, n):
+    config_args = pytest.importorskip("accelerate.commands.config.config_args")
+    path = Path(__file__).resolve().parents[1] / "examples" / "accelerate" / name
+    cfg = config_args.load_config_from_file(str(path))
+    assert str(cfg.distributed_type).split(".")[-1] == kind and cfg.num_processes == n

@@ -491,7 +491,7 @@ def finetune(
     if rank == 0:
         history_path.write_text("".join(json.dumps(r) + "\n" for r in history))
     if dist is not None:
-        model, optim = dist.prepare(model, optim, config.seed, checkpoints[-1] if start_step else None)
+        model, optim = dist.prepare(model, optim, config, checkpoints[-1] if start_step else None)
 
     peak_rss = _memory_mb(run.cuda)
     bar = tqdm(

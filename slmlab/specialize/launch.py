@@ -97,11 +97,20 @@ class DistributedRun:
         tdist.all_gather_object(out, items)
         return [x for part in out for x in part]
 
-    def prepare(self, model: Any, optim: Any, seed: int, checkpoint: Path | None = None) -> tuple[Any, Any]:
-        """Wrap model and optimizer for the launch's strategy; give each rank its own dropout RNG stream
-        (restored from `checkpoint` when resuming)."""
+    def prepare(self, model: Any, optim: Any, config: Any, checkpoint: Path | None = None) -> tuple[Any, Any]:
+        """Wrap model and optimizer for the launch's strategy (`config`: the `FinetuneConfig`); give each rank
+        its own dropout RNG stream (restored from `checkpoint` when resuming)."""
         import torch
 
+        seed = config.seed
+        if self.kind == "DEEPSPEED":
+            # No dataloader goes through accelerate, so DeepSpeed is told the micro-batch size here. finetune
+            # weights its micro-batches itself: DeepSpeed must step once per backward call.
+            if config.grad_accum != 1:
+                raise ValueError("under DeepSpeed use grad_accum=1 (raise batch_size or processes instead)")
+            ds = self.accelerator.state.deepspeed_plugin.deepspeed_config
+            ds["train_micro_batch_size_per_gpu"] = config.batch_size
+            ds["gradient_accumulation_steps"] = 1
         model, optim = self.accelerator.prepare(model, optim)
         if checkpoint is not None and self.sharded and (checkpoint / ACCELERATE_STATE).is_dir():
             self.accelerator.load_state(str(checkpoint / ACCELERATE_STATE))
