@@ -8,7 +8,12 @@ EMBEDDING and GUARDRAIL observations are skipped. Fields, as the public API retu
   integration), a plain string, or any of these as JSON text (the v2 API returns `input`/`output` as
   strings unless `parseIoAsJson=true`); messages in OpenAI form, LangChain form, or OTel `role` + `parts`
   form (spans ingested over OTLP);
-* answer `output`: an assistant message, a string, a chat completion (`choices`) or a list of messages;
+  Any prompt shape of `slmlab.collect.messages.prompt_messages` is read: Gemini `contents`, LlamaIndex
+  `args` / `blocks`, OpenAI Responses input items, a single message object;
+* answer `output`: an assistant message, a string, a chat completion (`choices`), a list of messages (every
+  tool call of every message is kept: koog logs one message per call), OpenAI Agents SDK Responses items
+  (`function_call`, `message` with `output_text`), Vercel AI SDK parts (`tool-call` with `toolCallId` /
+  `toolName`) or `{response: {messages}}`, Gemini `candidates` (`slmlab.collect.messages.answer_of`);
 * model `model` (v1) or `providedModelName` (v2);
 * tokens `usageDetails`, summed the way Langfuse reports them (`reduceUsageOrCostDetails`): input = every
   key containing "input" (Langfuse stores `input` without the cached part and `input_cached_tokens` /
@@ -18,6 +23,8 @@ EMBEDDING and GUARDRAIL observations are skipped. Fields, as the public API retu
 * cost `costDetails.total`, else `totalCost` (v2), `calculatedTotalCost` (deprecated), `usage.totalCost`;
   a logged cost is kept as logged;
 * timing `startTime`/`endTime` (else `latency`, seconds); status `level == "ERROR"` with `statusMessage`;
+* observations nested in a trace document are numbered across the file and carry their JSON path
+  (`$.observations[3]`) into the quarantine;
 * session `sessionId` (v2 observations, or the enclosing trace), else `traceId`; parent
   `parentObservationId`; agent `metadata.agent`, else the name of the nearest AGENT observation above it in
   the file, else the metadata's `langgraph_node`, else the observation `name`.
