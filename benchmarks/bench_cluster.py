@@ -1,124 +1,242 @@
-"""Benchmark: slmlab's clustering vs BERTopic's default pipeline on the same precomputed embeddings.
+"""Benchmark: `TaskClusterer()` defaults vs BERTopic on six log shapes, and the embedding speed-up.
 
-Two workloads, each run in one process:
-- tau-bench airline (2,454 real GPT-4o calls from ../shared; label = the action taken), MiniLM text blocks;
-- N generated calls from `slmlab.demo.synth` (default 100,000; label = the hidden sub-task), TF-IDF + SVD text
-  blocks (MiniLM on 100k texts takes too long on a laptop CPU).
+The same defaults on every shape (no knob changes), each against ground truth:
 
-Both pipelines get the same matrix: slmlab's feature blocks for `--features` (embeddings of the last user
-turn and last message, one-hots of template / last role+tool, and offline the action). BERTopic runs
-its defaults (UMAP 5-d + HDBSCAN + c-TF-IDF) with `min_topic_size` = slmlab's `min_cluster_size`;
-slmlab runs `TaskClusterer` (PCA 10-d + HDBSCAN + the prompt-only assigner) and `describe_clusters`.
-BERTopic is also run on the embedding of the message before each call alone (the usual setup), for
-reference. Prints time and ARI/NMI per pipeline and the ratios.
+| shape | source | truth |
+|---|---|---|
+| demo | `slmlab.demo.synth` (3,000 calls, 6 agents, 12 sub-tasks) | the hidden sub-task |
+| tau-bench | ../shared tau-bench airline (2,454 GPT-4o calls, 14 tools) | the action (tool or respond) |
+| tau2-bench | ../shared tau2-bench, every file (60 tools, six agents + user simulators), a seeded sample | the action |
+| toolbench | ../shared ToolBench train_messages (52 calls) | the action |
+| many-tool | `slmlab.demo.many_tools` (>200 functions, <=10 calls each, single-turn) | the function called |
+| text-action | `slmlab.demo.text_actions` (10 templates, 5 models, tool calls written as text) | template x action |
+
+Per shape, with a cold embedding cache (a fresh SLMLAB_CACHE), so times include embedding:
+- slmlab: `TaskClusterer().fit` + `describe_clusters`;
+- BERTopic (its default pipeline: UMAP 5-d, HDBSCAN min_topic_size=10, c-TF-IDF) on the same feature
+  matrix slmlab clusters (embeddings of the last user turn and last message, one-hots of template, last
+  role/tool and the action), and on the embedding of the last message alone (the usual setup); both are
+  charged the embedding time.
+ARI and NMI count unassigned calls as one more cluster (`cluster_quality`), with a 95% bootstrap CI on ARI.
+
+`--embed` measures the embedder on the tau-bench texts: the previous path (input order, chunks of 64) vs
+the current one (length-sorted batches), alternated twice so that load from other jobs hits both, plus
+the cosine of the vectors (identical path -> 1.0) and the ARI of the defaults with each.
 
 Usage:
-    .venv/bin/python benchmarks/bench_cluster.py            # both workloads
-    .venv/bin/python benchmarks/bench_cluster.py --n 20000  # a smaller generated workload
+    .venv/bin/python benchmarks/bench_cluster.py                    # all six shapes, MiniLM
+    .venv/bin/python benchmarks/bench_cluster.py --shapes many-tool text-action --embedder tfidf
+    .venv/bin/python benchmarks/bench_cluster.py --embed            # embedding speed only
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from slmlab.cluster import FeatureEncoder, TaskClusterer, call_states, cluster_quality, describe_clusters
-from slmlab.cluster.model import attach_truth
-from slmlab.collect import ingest
-from slmlab.cluster.embed import select_embedder
-from slmlab.schema import action_expr
-
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "agent-logs"
+SHAPES = ("demo", "tau-bench", "tau2-bench", "toolbench", "many-tool", "text-action")
 
 
-def run_bertopic(docs: list[str], x: np.ndarray, min_size: int) -> tuple[np.ndarray, float]:
+def _truth_from_action(calls: pl.DataFrame) -> pl.DataFrame:
+    from slmlab.schema import action_expr
+
+    return calls.with_columns(action_expr().alias("truth"))
+
+
+def load_shape(name: str, tau2_sample: int = 2000) -> pl.DataFrame | None:
+    """The call table of one shape with a `truth` column, or None when its data is absent."""
+    from slmlab.cluster.model import attach_truth
+    from slmlab.collect import ingest
+
+    def _read(path: Path) -> pl.DataFrame:
+        return ingest(path, prices=False, count_missing_tokens=False).calls
+
+    if name in ("tau-bench", "tau2-bench", "toolbench"):
+        folder = (
+            SHARED
+            / {"tau-bench": "tau-bench-airline", "tau2-bench": "tau2-bench", "toolbench": "toolbench"}[name]
+        )
+        if not folder.is_dir():
+            return None
+        calls = _truth_from_action(_read(folder))
+        if name == "tau2-bench" and calls.height > tau2_sample:
+            calls = calls.sample(tau2_sample, seed=0).sort("call_id")
+        return calls
+    with tempfile.TemporaryDirectory() as tmp:
+        if name == "demo":
+            from slmlab.demo.synth import load_demo_labels, write_demo_logs
+
+            path = write_demo_logs(tmp, n_calls=3000, seed=1)
+            labels = load_demo_labels(Path(tmp) / "demo_labels.csv")
+        elif name == "many-tool":
+            from slmlab.demo.many_tools import LABEL_FILE, write_many_tool_logs
+
+            path = write_many_tool_logs(tmp, seed=1)
+            labels = pl.read_csv(
+                Path(tmp) / LABEL_FILE, schema={"call_id": pl.String, "task_label": pl.String}
+            )
+        elif name == "text-action":
+            from slmlab.demo.text_actions import LABEL_FILE, write_text_action_logs
+
+            path = write_text_action_logs(tmp, seed=1)
+            labels = pl.read_csv(
+                Path(tmp) / LABEL_FILE, schema={"call_id": pl.String, "task_label": pl.String}
+            )
+        else:
+            raise ValueError(f"unknown shape {name!r}; known: {', '.join(SHAPES)}")
+        return attach_truth(_read(path), labels)
+
+
+def ari_ci(labels: np.ndarray, truth: np.ndarray, n_boot: int = 200, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of ARI over calls."""
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    vals = [
+        adjusted_rand_score(truth[idx], labels[idx]) for idx in (rng.integers(0, n, n) for _ in range(n_boot))
+    ]
+    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+
+
+def _timed(fn: Callable[[], object]) -> tuple[object, float]:
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def run_shape(name: str, calls: pl.DataFrame, embedder: str | None) -> list[dict]:
     from bertopic import BERTopic
 
-    t = time.perf_counter()
-    topics, _ = BERTopic(min_topic_size=min_size, verbose=False).fit_transform(docs, embeddings=x)
-    return np.asarray(topics), time.perf_counter() - t
+    from slmlab.cluster import FeatureEncoder, TaskClusterer, call_states, cluster_quality, describe_clusters
+    from slmlab.cluster.embed import select_embedder
+    from slmlab.cluster.features import DEFAULT_FEATURES, EMBED_MAX_CHARS
 
-
-def run_slmlab(calls: pl.DataFrame, **kw) -> tuple[np.ndarray, float]:
-    t = time.perf_counter()
-    tc = TaskClusterer(**kw).fit(calls)
-    describe_clusters(calls.with_columns(pl.Series("cluster", tc.labels_)), vectors=tc.vectors_)
-    return tc.labels_, time.perf_counter() - t
-
-
-def compare(name: str, calls: pl.DataFrame, embedder: str, features: str) -> None:
     truth = calls["truth"].to_numpy()
-    mcs = max(10, calls.height // 100)
-    states = call_states(calls, 500)
-    docs = states["last_message"].to_list()
-    t = time.perf_counter()
-    enc = FeatureEncoder(features, embedder, max_chars=500)
-    x = enc.fit_transform(calls, states)
-    t_embed = time.perf_counter() - t
-    kw = {"features": features, "embedder": embedder, "min_cluster_size": mcs}
-    print(
-        f"\n== {name}: {calls.height:,} calls, {len(set(truth))} labels, features={features}, embedder={embedder}"
-    )
-    print(f"   feature matrix {x.shape} built once in {t_embed:.1f}s (BERTopic gets it precomputed)")
     rows = []
-    # slmlab's time includes its own feature encoding: cache look-ups for MiniLM (the same vectors BERTopic
-    # gets), a deterministic re-fit of the same TF-IDF bases for "tfidf", plus the prompt-only assigner.
-    labels, t_slm = run_slmlab(calls, **kw)
-    rows.append(("slmlab TaskClusterer", labels, t_slm))
-    topics, t_bt = run_bertopic(docs, x, mcs)
-    rows.append(("BERTopic (same features)", topics, t_bt))
-    emb = select_embedder(embedder, max_chars=500)
-    if embedder == "tfidf":
-        emb.fit(docs)
-    x_last = emb.embed(docs)
-    topics_last, t_bt_last = run_bertopic(docs, x_last, mcs)
-    rows.append(("BERTopic (last message only)", topics_last, t_bt_last))
-    for label, lab, secs in rows:
-        q = cluster_quality(lab, truth)
-        print(
-            f"   {label:30s} time {secs:7.1f}s  ARI {q['ari']:.3f}  NMI {q['nmi']:.3f}  "
-            f"hom {q['homogeneity']:.3f}  clusters {q['n_clusters']:4d}  noise {q['noise_share']:.2f}"
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["SLMLAB_CACHE"] = cache  # cold: every text is embedded inside the timed region
+        tc, t_slm = _timed(lambda: TaskClusterer(embedder=embedder).fit(calls))
+        _, t_desc = _timed(lambda: describe_clusters(
+            calls.with_columns(pl.Series("cluster", tc.labels_)), vectors=tc.vectors_))  # fmt: skip
+        rows.append(("slmlab TaskClusterer()", tc.labels_, t_slm + t_desc, tc.confidence_))
+        # The same embeddings for BERTopic: slmlab's feature matrix, charged a cold embedding pass.
+        del os.environ["SLMLAB_CACHE"]
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["SLMLAB_CACHE"] = cache
+        states = call_states(calls, EMBED_MAX_CHARS)
+        x, t_x = _timed(
+            lambda: FeatureEncoder(DEFAULT_FEATURES, embedder, max_chars=EMBED_MAX_CHARS).fit_transform(
+                calls, states
+            )
         )
-    q_s, q_b = cluster_quality(labels, truth), cluster_quality(topics, truth)
+        docs = states["last_message"].to_list()
+        emb = select_embedder(embedder, max_chars=EMBED_MAX_CHARS)
+        emb.fit(docs)
+        x_last, t_last = _timed(lambda: emb.embed(docs))
+        del os.environ["SLMLAB_CACHE"]
+    for label, mat, t_emb in (
+        ("BERTopic (same features)", x, t_x),
+        ("BERTopic (last message)", x_last, t_last),
+    ):
+        (topics, _), t_bt = _timed(lambda m=mat: BERTopic(verbose=False).fit_transform(docs, embeddings=m))
+        rows.append((label, np.asarray(topics), t_emb + t_bt, None))
+    out = []
+    for label, lab, secs, conf in rows:
+        q = cluster_quality(lab, truth)
+        lo, hi = ari_ci(np.asarray(lab), truth)
+        out.append({"shape": name, "calls": calls.height, "labels": len(set(truth.tolist())), "method": label,
+                    "ari": q["ari"], "ari_lo": lo, "ari_hi": hi, "nmi": q["nmi"], "clusters": q["n_clusters"],
+                    "unassigned": q["noise_share"], "seconds": secs,
+                    "mean_confidence": float(conf[lab >= 0].mean()) if conf is not None and (lab >= 0).any() else None})  # fmt: skip
+    return out
+
+
+def bench_embed(n: int = 1200, reps: int = 2) -> None:
+    """Previous embedding path vs the current one on tau-bench texts (cold, alternated)."""
+    from slmlab.cluster.embed import SentenceTransformerEmbedder, _normalize
+    from slmlab.cluster.features import EMBED_MAX_CHARS, call_states
+
+    calls = load_shape("tau-bench")
+    if calls is None:
+        print("tau-bench not found: skipping --embed")
+        return
+    st = call_states(calls, EMBED_MAX_CHARS)
+    texts = sorted(set(st["last_user"].to_list() + st["last_message"].to_list()))
+    rng = np.random.default_rng(0)
+    texts = [texts[i] for i in rng.permutation(len(texts))[:n]]
+    emb = SentenceTransformerEmbedder(max_chars=EMBED_MAX_CHARS, cache=False)
+    model = emb._load()
+
+    def previous() -> np.ndarray:  # the path before length batching: input order, chunks of 64
+        out = [
+            model.encode(texts[i : i + 64], batch_size=64, show_progress_bar=False)
+            for i in range(0, len(texts), 64)
+        ]
+        return _normalize(np.concatenate(out))
+
+    current = lambda: emb.embed(texts)  # noqa: E731
+    times: dict[str, list[float]] = {"previous": [], "current": []}
+    vecs = {}
+    for _ in range(reps):
+        for key, fn in (("previous", previous), ("current", current)):
+            vecs[key], secs = _timed(fn)
+            times[key].append(secs)
+    cos = (vecs["previous"] * vecs["current"]).sum(axis=1)
+    t_prev, t_cur = min(times["previous"]), min(times["current"])
+    print(f"\n== embedding {len(texts)} distinct tau-bench texts (<= {EMBED_MAX_CHARS} chars), MiniLM fp32, "
+          f"best of {reps} alternated runs")  # fmt: skip
     print(
-        f"   ratio slmlab/BERTopic: time {t_slm / t_bt:.2f}x, ARI {q_s['ari'] / max(q_b['ari'], 1e-9):.2f}x "
-        f"(goal: time <= 0.5x at ARI >= 1x)"
+        f"   previous (input order, chunks of 64): {t_prev:6.1f}s  {len(texts) / t_prev:6.1f} texts/s  runs {times['previous']}"
+    )
+    print(
+        f"   current (length-sorted batches of {emb.batch_size}): {t_cur:6.1f}s  {len(texts) / t_cur:6.1f} texts/s  runs {times['current']}"
+    )
+    print(
+        f"   speed-up {t_prev / t_cur:.2f}x; cosine current vs previous: mean {cos.mean():.6f}, min {cos.min():.6f}"
     )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=100_000, help="generated calls")
-    ap.add_argument("--features", default="prompt_state+action")
-    ap.add_argument("--skip-tau", action="store_true")
+    ap.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=SHAPES)
+    ap.add_argument("--embedder", default=None, help="default: the bundled MiniLM; 'tfidf' for a quick run")
+    ap.add_argument("--embed", action="store_true", help="only the embedding speed comparison")
+    ap.add_argument("--out", type=Path, default=None, help="write the table as CSV")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
-    if not args.skip_tau and SHARED.is_dir():
-        calls = ingest(SHARED / "tau-bench-airline", prices=False, count_missing_tokens=False).calls
-        compare(
-            "tau-bench airline",
-            calls.with_columns(action_expr().alias("truth")),
-            "all-minilm-l6-v2",
-            args.features,
+    print(f"CPU cores visible: {os.cpu_count()}; load average at start: {os.getloadavg()}")
+    if args.embed:
+        bench_embed()
+        return
+    results = []
+    for name in args.shapes:
+        calls = load_shape(name)
+        if calls is None:
+            print(f"{name}: data not found under {SHARED}, skipped")
+            continue
+        rows = run_shape(name, calls, args.embedder)
+        results += rows
+        print(
+            f"\n== {name}: {rows[0]['calls']:,} calls, {rows[0]['labels']} truth labels (load {os.getloadavg()[0]:.1f})"
         )
-    elif not args.skip_tau:
-        print("../shared/data/agent-logs not found: skipping tau-bench")
-    if args.n:
-        from slmlab.demo.synth import load_demo_labels, write_demo_logs
-
-        with tempfile.TemporaryDirectory() as tmp:
-            t = time.perf_counter()
-            path = write_demo_logs(tmp, n_calls=args.n, seed=1)
-            calls = ingest(path, prices=False, count_missing_tokens=False).calls
-            calls = attach_truth(calls, load_demo_labels(Path(tmp) / "demo_labels.csv"))
-            print(f"\ngenerated and ingested {calls.height:,} calls in {time.perf_counter() - t:.1f}s")
-        compare(f"synth {args.n:,}", calls, "tfidf", args.features)
+        for r in rows:
+            conf = f"  conf {r['mean_confidence']:.2f}" if r["mean_confidence"] is not None else ""
+            print(f"   {r['method']:26s} ARI {r['ari']:.3f} [{r['ari_lo']:.3f}, {r['ari_hi']:.3f}]  NMI {r['nmi']:.3f}  "
+                  f"clusters {r['clusters']:4d}  unassigned {r['unassigned']:.3f}  time {r['seconds']:6.1f}s{conf}")  # fmt: skip
+        best_bt = max(r["ari"] for r in rows[1:])
+        print(f"   ARI slmlab - best BERTopic: {rows[0]['ari'] - best_bt:+.3f}")
+    if args.out and results:
+        pl.DataFrame(results).write_csv(args.out)
 
 
 if __name__ == "__main__":
