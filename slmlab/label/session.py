@@ -59,11 +59,12 @@ class LabelSession(LabelState):
         clusters: the cluster table (`slmlab.schema.CLUSTER_SCHEMA`; missing columns are filled).
         calls: the clustered call table (canonical columns + `cluster`); needed for `split`, and to describe
             merged and split clusters with the cluster step's own definition (`describe_clusters` on their
-            calls: sizes, shares, action, shape, tokens, suitability). Without it, merges combine the
-            table's own numbers (p90 becomes the members' maximum) and `split` is unavailable.
-        embeddings: optional float matrix, one row per row of `calls`, used by `split(by="kmeans")`; without
-            it k-means runs on TF-IDF vectors of the calls' last user turns.
-        max_exemplars: exemplar call ids kept per cluster after merges and splits.
+            calls: size, shares, dominant action, output shape, template, tokens, suitability, exemplars;
+            split parts also get the c-TF-IDF keywords that tell them apart). Without it, merges combine
+            the table's own numbers (p90 becomes the members' maximum) and `split` is unavailable.
+        embeddings: optional float matrix, one row per row of `calls`, used by `split(by="kmeans")` and for
+            the exemplars of edited clusters; without it both use TF-IDF vectors of the calls' prompts.
+        max_exemplars: exemplar call ids kept per edited cluster (at most `describe_clusters`' five).
 
     Example:
         >>> s = LabelSession(pl.DataFrame({"cluster": [0], "suitability": [0.9]}))

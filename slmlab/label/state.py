@@ -115,9 +115,8 @@ class LabelState:
 
     def _step_split(self, op: dict[str, Any]) -> None:
         parent = op["cluster"]
-        if (
-            self._assign is None
-        ):  # loaded without calls: the parts exist, their numbers come from the snapshot
+        if self._assign is None:
+            # loaded without calls: the parts exist, their numbers come from the saved snapshot
             for new in split_parts(op):
                 self._meta[new] = {**self._meta[parent], "cluster": new, "name": f"cluster {new}", "note": ""}
                 self._meta[new].update(size=None, share_calls=None, share_cost=None)
@@ -142,9 +141,8 @@ class LabelState:
     def _cost_share(self, ids: Sequence[int]) -> float | None:
         """The clusters' share of the call table's cost, as `describe_clusters` counts it, before an edit."""
         shares = [self._meta[c]["share_cost"] for c in ids]
-        if any(
-            s is None for s in shares
-        ):  # a hand-built table without shares: step 3's clusters, described once
+        if any(s is None for s in shares):
+            # a hand-built cluster table without shares: step 3's clusters are described once for them
             if self._base_cost is None:
                 table = describe_clusters(self._calls)
                 self._base_cost = dict(
@@ -159,6 +157,6 @@ class LabelState:
         for c, row in stats.items():
             if not keywords:
                 row.pop("keywords", None)
-            if "exemplars" in row:
+            if "exemplars" in row:  # describe_clusters keeps N_EXEMPLARS (5); keep at most max_exemplars
                 row["exemplars"] = row["exemplars"][: self.max_exemplars]
             self._meta[c].update(row)
