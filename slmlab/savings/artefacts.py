@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from slmlab.savings.model import SavingsResult, at_volume, headline
+from slmlab.savings.model import SavingsResult, at_volume, default_scenario, headline
 
 
 def save_savings(
@@ -23,8 +23,9 @@ def save_savings(
         result: from `compute_savings`, at the observed volume.
         run: run folder name.
         quality: agreement with the LLM on the calls routed to SLMs, shown in the report's headline.
-        scenario_calls_per_month: the production volume to state the savings at; the totals at that
-            volume are saved as `scenario` and the report's headline quotes them.
+        scenario_calls_per_month: the production volume to state the savings at (default
+            `default_scenario(result)` when calls are routed); the totals at that volume are saved as
+            `scenario` and the report's headline quotes them.
     """
     from slmlab.runs import RunStore
 
@@ -33,6 +34,8 @@ def save_savings(
         "break_even_calls_per_month": result.break_even_calls_per_month,
         "assumptions": result.assumptions,
     }
+    if scenario_calls_per_month is None and result.total.get("slm_calls"):
+        scenario_calls_per_month = default_scenario(result)
     if scenario_calls_per_month:
         payload["scenario"] = {
             "calls_per_month": float(scenario_calls_per_month),

@@ -23,6 +23,7 @@ from slmlab.savings.model import (
     at_volume,
     break_even_curve,
     compute_savings,
+    default_scenario,
     headline,
     monthly_volume,
 )
@@ -98,9 +99,7 @@ class SavingsDashboard:
         self.swap_clusters = list(swap_clusters if swap_clusters is not None else clusters)
         first = self._compute()
         if scenario_calls_per_month is None:
-            be = first.break_even_calls_per_month
-            obs = max(monthly_volume(first), 1.0)
-            scenario_calls_per_month = 10 ** math.ceil(math.log10(10 * be if be else 100 * obs))
+            scenario_calls_per_month = default_scenario(first)
         self.scenario_calls_per_month = float(scenario_calls_per_month)
 
         wide = {"description_width": "initial"}  # labels in full, never "eng. $/mo…"

@@ -23,6 +23,7 @@ Usage:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -334,6 +335,18 @@ def at_volume(result: SavingsResult, calls_per_month: float) -> SavingsResult:
 def monthly_volume(result: SavingsResult) -> float:
     """The monthly volume `result` was computed at (the logs' own rate unless a volume was given)."""
     return float(result.total.get("monthly_calls", 0.0))
+
+
+def default_scenario(result: SavingsResult) -> float:
+    """A production volume to state the savings at when none is given: the power of ten at or above 10x
+    the break-even volume (where the fixed cost has become small), else above 100x the observed volume.
+
+    Example:
+        >>> # default_scenario(result)  ->  1e6 for a break-even of 73,000 calls/month
+    """
+    be = result.break_even_calls_per_month
+    base = 10 * be if be else 100 * max(monthly_volume(result), 1.0)
+    return float(10 ** math.ceil(math.log10(base)))
 
 
 def describe_change(before_usd: float, after_usd: float) -> str:
