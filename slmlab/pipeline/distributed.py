@@ -30,7 +30,8 @@ Usage:
     ...     res = run_distributed("logs/", "runs/nov", client=client, prices=False)
     >>> print(res.table.summary(), res.curated.totals())  # doctest: +SKIP
 
-    $ slmlab ingest-distributed "s3://acme-logs/2026-11/*.jsonl.gz" runs/nov --scheduler tcp://10.0.0.5:8786
+    $ python -m slmlab.pipeline.distributed "s3://acme-logs/2026-11/*.jsonl.gz" runs/nov --scheduler tcp://10.0.0.5:8786
+    $ python -m slmlab.pipeline.distributed logs/ runs/nov --workers 2      # a local cluster
 """
 
 from __future__ import annotations
@@ -190,3 +191,47 @@ def run_distributed(
     return DistributedResult(
         table, curated, n_workers, round(t_ingest, 3), round(time.perf_counter() - t1, 3)
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m slmlab.pipeline.distributed SOURCE OUT [--scheduler ADDRESS | --workers N]`."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(
+        prog="python -m slmlab.pipeline.distributed", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("source", nargs="+", help="shards: folder, glob or URL (several allowed)")
+    p.add_argument("out", help="run folder on storage every worker can reach")
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    p.add_argument("--workers", type=int, default=2, help="workers of a local cluster (without --scheduler)")
+    p.add_argument("--format", default="auto")
+    p.add_argument("--salt", default=None, help="curate salt (default: this machine's)")
+    p.add_argument("--no-curate", action="store_true")
+    p.add_argument("--no-prices", action="store_true", help="leave cost_usd null where the log has none")
+    args = p.parse_args(argv)
+    from slmlab.curate import CurateConfig
+
+    cfg = CurateConfig(salt=args.salt) if args.salt else None
+    kw = {"prices": False} if args.no_prices else {}
+    source = args.source if len(args.source) > 1 else args.source[0]
+
+    def go(client: Any) -> DistributedResult:
+        return run_distributed(
+            source, args.out, client=client, curate=not args.no_curate, curate_config=cfg,
+            format=args.format, progress=True, **kw,
+        )  # fmt: skip
+
+    if args.scheduler:
+        res = go(client_for(args.scheduler))
+    else:
+        with local_cluster(args.workers) as client:
+            res = go(client)
+    print(res.table.summary())
+    if res.curated is not None:
+        print(json.dumps(res.curated.totals()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
