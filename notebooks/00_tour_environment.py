@@ -107,6 +107,34 @@ print(demo_logs_path())
 generate_agent_logs(1, seed=0)[0]["metadata"]
 
 # %% [markdown]
+# ## 6. The switches: smoke, scale, GPU, workshop
+# Every size knob of notebooks 01-08 comes from `by_scale(smoke=..., cpu=..., gpu=...)`:
+# - **smoke** (`SLMLAB_SMOKE=1`, or `slmlab run --smoke`): tiny sizes, a few hundred calls, the 135M model,
+#   a few training steps; the whole pipeline in minutes. Its numbers test the code, not the method: the
+#   swap thresholds of notebook 07 are off by design at this scale.
+# - **cpu** (the default without a GPU): sizes set for about 15 minutes of `make run` on 2 cores.
+# - **gpu** (the default where CUDA is visible): bigger SLMs, QLoRA, more steps and evaluation calls.
+# - `SLMLAB_SCALE=smoke|cpu|gpu` forces a scale; `SLMLAB_RUN` picks the run folder; `SLMLAB_HOME` the
+#   folder of runs and caches.
+# - **Workshop mode:** `slmlab workshop prepare --run workshop` runs every notebook once ahead of time
+#   (embeddings cache, a tuned adapter, the run folder); copy `SLMLAB_HOME` to each laptop and open the
+#   notebooks with `SLMLAB_RUN=workshop`, so every notebook runs in minutes.
+
+# %%
+from slmlab.config import home_dir, scale
+
+print(f"scale: {scale()} · smoke switch: {SMOKE} · run: {RUN} · SLMLAB_HOME: {home_dir()}")
+
+# %% [markdown]
 # ## What you produced / next notebook
 # Nothing written yet: you know what the machine can do. Next: `01_collect_profile` reads the logs into the
 # canonical call table and profiles where the calls, tokens and money go.
+
+# %% [markdown]
+# ## Exercises
+# - **Warm-up:** restart JupyterLab with `SLMLAB_SMOKE=1` set and re-run section 6: which scale is
+#   printed now, and how much shorter does notebook 04's "What you need" line say the run will be?
+# - **Explore:** in section 2, filter `report` to the rows about the two bundled models and bitsandbytes;
+#   what does the nf4 round-trip error tell you about 4-bit weights on this CPU?
+# - **Stretch:** on a machine with a GPU (or `SLMLAB_SCALE=gpu`), compare `notebook_guide()` with this one
+#   and read `slmlab.config.by_scale` to see which knobs grow at the "gpu" scale.

@@ -126,3 +126,12 @@ profile.plot_calls_over_time(calls, every="6h", by="agent")
 # `calls.parquet` (the canonical call table) and `quarantine.jsonl` (malformed records) in the run folder,
 # and a first picture of the workload: totals, monthly cost, the costly agents, and how concentrated the
 # prompts are. Next: `02_curate_calls` redacts personal data and drops failed and duplicate calls.
+
+# %% [markdown]
+# ## Exercises
+# - **Warm-up:** set `MAX_CALLS = 100` and re-run: which figures of the summary scale with the number of
+#   calls, and which (shares, mean tokens) barely move?
+# - **Explore:** set `CALLS_PER_DAY = 50_000` (a production volume): which agent costs most per month,
+#   and how much of it is input tokens?
+# - **Stretch:** point `LOG_PATH` at a log export of your own agent (any format in the README table) and
+#   read the quarantine: every malformed record is listed with its file, line and reason.

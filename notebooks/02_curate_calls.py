@@ -120,3 +120,11 @@ decoys_kept = planted_corpus.find_leaks(check.calls, planted.filter(pl.col("deco
 # - `audit.parquet`: one row per redaction, without the original values.
 #
 # Next: **03_cluster_tasks** groups the curated calls into recurring sub-tasks.
+
+# %% [markdown]
+# ## Exercises
+# - **Warm-up:** lower `NEAR_DUP_THRESHOLD` to 0.8: how many more calls are dropped as near-duplicates?
+# - **Explore:** set `KEEP_FACING = "machine"`: which agents remain, and why are machine-facing calls the
+#   easiest to move to a small model first?
+# - **Stretch:** with `pip install "slmlab[pii]"`, set `REDACTOR = "presidio"` and compare the audit's
+#   redactions by kind with the pattern back-end's; does the planted-secrets check in section 5 change?

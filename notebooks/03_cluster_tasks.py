@@ -120,3 +120,11 @@ truth = scored["truth"].to_numpy()
 # - `clusters.parquet`: the cluster table (`slmlab.schema.CLUSTER_SCHEMA`), every cluster "unreviewed".
 #
 # Next: **04_label_clusters** reviews the clusters: rename, merge, split, and mark SLM candidates.
+
+# %% [markdown]
+# ## Exercises
+# - **Warm-up:** set `MIN_CLUSTER_SIZE = 30`: fewer, bigger clusters? How much more goes to noise (-1)?
+# - **Explore:** set `CLUSTERER = "kmeans"` and `N_CLUSTERS = 12`, and compare the cluster table with
+#   HDBSCAN's: which sub-tasks does k-means merge or split?
+# - **Stretch:** set `FEATURES = "prompt_state"` (the prompt only, not the action the LLM took) and look at
+#   the map: why does clustering on the prompt alone mix sub-tasks (the README measures ARI 0.65 -> 0.24)?

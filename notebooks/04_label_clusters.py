@@ -96,3 +96,12 @@ session.history  # noqa: B018
 # `labels.json` in the run folder: the edit log and the status of every cluster. Later steps read it
 # with `LabelSession.load(RunStore(RUN).labels_path(), calls)` and map calls through your merges and splits
 # with `session.apply(calls)`. Next: `05_select_models` ranks candidate SLMs for the accepted clusters.
+
+# %% [markdown]
+# ## Exercises
+# - **Warm-up:** rename a cluster in the labeller, then re-run the `session.history` cell: your edit is the
+#   last operation, and `labels.json` already has it (autosave).
+# - **Explore:** select two clusters with the same dominant action and click **Merge selected**, then
+#   **Undo**; split a cluster by `template` and read the parts' example calls.
+# - **Stretch:** start a fresh run (`RUN = "mine"` in every notebook, or `SLMLAB_RUN=mine`) with
+#   `MIN_SUITABILITY = 0.8`: which clusters are still accepted unattended, and is that what you would pick?

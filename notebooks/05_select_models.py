@@ -167,3 +167,11 @@ RunStore(RUN).write_ranking(ranking)
 # - A first look at how the best candidate does before training.
 #
 # Next: **06_specialize_model** fine-tunes the top-ranked model of each cluster on the LLM's own answers.
+
+# %% [markdown]
+# ## Exercises
+# - **Warm-up:** set `TRAIN_GPU = "T4"`: which candidates fit for QLoRA, and which only for inference?
+# - **Explore:** set `LICENSES = ["apache-2.0"]` and `MAX_PARAMS_B = 1.0`: how does the ranking change, and
+#   what do the exclusion reasons say?
+# - **Stretch:** set `PROBE_MODEL` to the second-ranked candidate and compare its zero-shot probe with the
+#   top one's; what would you need to see before skipping fine-tuning (`MODE = "inference"`)?

@@ -162,3 +162,11 @@ side_by_side(test, prompts, {"base": base, "tuned": tuned}, max_new_tokens=48)
 #   (the ids of its training and validation calls), its `history.jsonl` and checkpoints.
 # - Next: **07_evaluate_route** scores the tuned model against the LLM on the held-out sessions and
 #   decides which clusters to route to it.
+
+# %% [markdown]
+# ## Exercises
+# - **Warm-up:** double `STEPS` and re-run: training resumes from the last checkpoint; does the eval loss
+#   keep falling?
+# - **Explore:** try `LORA_R = 8` and `LORA_R = 32`: trainable parameters, step time and loss side by side.
+# - **Stretch:** on a GPU, set `METHOD = "qlora"` and `BASE_MODEL = None` (notebook 05's choice); compare
+#   the memory before and after training with the estimate of notebook 05.

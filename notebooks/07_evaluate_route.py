@@ -90,6 +90,11 @@ evaluate.plot_experiment_heatmap(summary, metric=METRIC)
 # %% [markdown]
 # ## 3. Verdicts
 # Swap a cluster when its best model/experiment reaches `SWAP_AT` on at least `MIN_EVAL` calls.
+#
+# **At the smoke scale (`SLMLAB_SMOKE=1`) these thresholds are off by design** (`SWAP_AT = 0.0`,
+# `MIN_EVAL = 4`): every evaluated cluster "swaps", whatever its agreement on those few calls, so that the
+# router, the replay and notebook 08 have work. A smoke verdict says nothing about the model; at the cpu and
+# gpu scales a cluster swaps at 0.9 agreement on at least 20 calls.
 
 # %%
 verdicts = evaluate.verdicts(summary, swap_at=SWAP_AT, min_eval=MIN_EVAL, metric=METRIC, adapters=adapters)
@@ -138,3 +143,11 @@ print(store.write_scores(scores), store.record("router")["file"], store.write_re
 # `eval.parquet` (per-call scores of every experiment), `router/` (the fitted router: `router.json` +
 # `state.npz`, loadable with `slmlab.route.load_router` in any process) and `replay.parquet` (every held-out
 # call routed, with its measured agreement). Next: `08_savings_iterate` prices the swap.
+
+# %% [markdown]
+# ## Exercises
+# - **Warm-up:** set `EXPERIMENTS = ["base", "tuned"]`: how much agreement does the adapter add over the
+#   zero-shot model, and how wide are the confidence intervals at this sample size?
+# - **Explore:** set `ICL = "random"` instead of `"similar"`: does the choice of examples matter?
+# - **Stretch:** set `ROUTER_METHOD = "centroid"` and compare the replay's share routed and its agreement
+#   with the logistic-regression router's; which would you deploy, and at what threshold?

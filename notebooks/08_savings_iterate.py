@@ -34,6 +34,7 @@ DECODE_TOK_S = 2000  # generated tokens/s summed over the batch
 SLM_PARAMS_B = 0.135  # active parameters of the served SLM, billions (energy estimate)
 ENGINEERING_USD_MONTH = 200.0  # fixed monthly cost of running the SLM stack
 CALLS_PER_MONTH = None  # None: the whole log's observed rate (the replay holds the test split only)
+PRODUCTION_CALLS_PER_MONTH = None  # the volume the savings are stated at; None: 10x the break-even, rounded up
 NEW_LOG_CALLS = 300 if is_smoke() else 1500  # size of "next month's" logs for the drift check
 
 # %% [markdown]
@@ -73,6 +74,7 @@ savings.utilization_table(spec, input_tokens=2700, output_tokens=40)
 
 # %%
 result = savings.compute_savings(replay, spec, prices, calls_per_month=volume)
+print("\n".join(savings.headline(result, PRODUCTION_CALLS_PER_MONTH or savings.default_scenario(result))))
 pl.DataFrame([result.total]).transpose(include_header=True, column_names=["value"])
 
 # %%
@@ -86,12 +88,16 @@ savings.plot_break_even(savings.break_even_curve(result, spec), result)
 
 # %% [markdown]
 # ## 4. Dashboard
-# Move the sliders: the figures and the headline update live.
+# Move the sliders: the figures and the headline update live. The headline states the savings at a
+# production volume (the `production calls/month` knob, first set by `PRODUCTION_CALLS_PER_MONTH`) and the
+# break-even volume: below it the fixed engineering cost outweighs the per-call savings and the swap costs
+# more; above it, it pays. The break-even chart marks the observed volume, the break-even and the scenario.
 
 # %%
 dashboard = savings.SavingsDashboard(
     replay, clusters=sorted(replay["cluster"].unique().to_list()), spec=spec, prices=prices,
     swap_clusters=savings.swapped_clusters(replay), calls_per_month=volume,
+    scenario_calls_per_month=PRODUCTION_CALLS_PER_MONTH,
 )  # fmt: skip
 dashboard.widget
 
@@ -114,10 +120,22 @@ iterate.clusters_to_retrain(drift)
 # ## 6. Save
 
 # %%
-savings.save_savings(result, RUN, quality=savings.routed_quality(replay))
+savings.save_savings(
+    result, RUN, quality=savings.routed_quality(replay),
+    scenario_calls_per_month=dashboard.scenario_calls_per_month,
+)  # fmt: skip
 
 # %% [markdown]
 # ## What you produced
 # `savings.parquet` and `savings.json` in the run folder (per-call costs, totals, break-even and every
 # assumption); `slmlab run` turns them into the report's headline. Next: `slmlab export` writes the
 # router and adapters as a bundle to serve with vLLM multi-LoRA.
+
+# %% [markdown]
+# ## Exercises
+# - **Warm-up:** in the dashboard, move the production volume below the break-even: the headline turns
+#   from "saves" to "costs more". Why does the fixed engineering cost decide this?
+# - **Explore:** set the GPU utilization to 20%: how far does the break-even move, and what does the
+#   utilization table of section 2 say about idle GPUs?
+# - **Stretch:** price an A100 at $2.50/hour with $2,000/month of engineering: at what volume does the
+#   swap pay, and how many calls per second is that?
