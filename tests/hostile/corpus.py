@@ -180,6 +180,13 @@ CASES: list[Case] = [
         ("c1", "c2"),
         ("nested too deeply",),
     ),
+    Case(  # just past both parsers' limits (json ~1000 minus the stack, orjson 1024), inside a message
+        "nesting_1200_deep_in_a_message",
+        {"a.jsonl": line(1) + json.dumps(rec(7)).replace('"question 7"', _deep(1200)) + "\n" + line(2)},
+        (3, 2, 1, 2),
+        ("c1", "c2"),
+        ("nested too deeply",),
+    ),
     Case(
         "deep_nesting_document",
         {"a.json": _deep(100_000), "b.jsonl": lines(1)},
