@@ -5,11 +5,13 @@
     bundle/
       bundle.json          manifest: base model per cluster, adapter names, LLM fallback, slmlab version
       router/              the fitted router (config + state), loadable without notebooks
+      cascade/             optional: the cascade router (gate model + calibrated threshold)
       adapters/cluster_N/  one LoRA adapter per swapped cluster (merged weights on request)
       serve_vllm.sh        one vLLM server with every adapter (multi-LoRA), OpenAI-compatible
       README.md            what is inside and how to route a call
 
-`load_bundle(path)` gives back the manifest and the router in a fresh process.
+`load_bundle(path)` gives back the manifest and the router in a fresh process; `load_cascade(path)` the
+cascade (`slmlab.route.CascadeRouter`), whose adapters are among those `serve_vllm.sh` serves.
 
 Usage:
     >>> from slmlab.pipeline.bundle import export_bundle, load_bundle
@@ -57,26 +59,33 @@ def serve_command(
     )
 
 
-def export_bundle(run: str = "demo", out: str | Path = "bundle", merge: bool = False) -> Path:
+def export_bundle(
+    run: str = "demo", out: str | Path = "bundle", merge: bool = False, cascade: Any = None
+) -> Path:
     """Write the router, adapters, serve script and README of a run into `out`.
 
     Args:
         run: the run folder whose artefacts (router, adapters) to export.
         out: the bundle folder (replaced if it exists).
         merge: also write merged full weights per adapter (`merged/cluster_N`), for servers without LoRA.
+        cascade: a fitted `slmlab.route.CascadeRouter` (or its saved folder): saved as `cascade/` with
+            its gate and threshold; the adapters its routes name are bundled and served too. With a
+            cascade, a run without a prompt router exports the cascade alone.
 
     Raises:
-        FileNotFoundError: when the run has no fitted router (run notebook 07 first).
+        FileNotFoundError: when the run has no fitted router (run notebook 07 first) and no cascade is given.
     """
     out = Path(out)
     router_dir = RunStore(run).router_dir()
-    if not router_dir.exists():
+    if not router_dir.exists() and cascade is None:
         raise FileNotFoundError(f"{router_dir} is missing: fit the router (notebook 07) before exporting")
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    shutil.copytree(router_dir, out / "router")
+    if router_dir.exists():
+        shutil.copytree(router_dir, out / "router")
     adapters = _adapter_dirs(run)
+    cascade_info = _bundle_cascade(cascade, out, adapters) if cascade is not None else None
     bases = {name: _base_model(path) for name, path in adapters.items()}
     for name, path in adapters.items():
         shutil.copytree(
@@ -97,7 +106,8 @@ def export_bundle(run: str = "demo", out: str | Path = "bundle", merge: bool = F
     manifest = {
         "slmlab_version": __version__,
         "run": run,
-        "router": "router",
+        "router": "router" if router_dir.exists() else None,
+        "cascade": cascade_info,
         "adapters": {name: {"path": f"adapters/{name}", "base_model": bases[name]} for name in adapters},
         "serve": scripts,
     }
@@ -134,9 +144,55 @@ routed.select("call_id", "routed_to", "cluster")
 
 
 def load_bundle(path: str | Path) -> tuple[dict[str, Any], Any]:
-    """Read a bundle's manifest and load its router (`slmlab.route.load_router`)."""
+    """Read a bundle's manifest and load its router (`slmlab.route.load_router`; the cascade when the
+    bundle has no prompt router)."""
     from slmlab.route import load_router
 
     path = Path(path)
     manifest = json.loads((path / "bundle.json").read_text())
-    return manifest, load_router(path / manifest["router"])
+    name = manifest.get("router") or (manifest.get("cascade") or {}).get("router")
+    return manifest, load_router(path / name)
+
+
+def _bundle_cascade(cascade: Any, out: Path, adapters: dict[str, Path]) -> dict[str, Any]:
+    """Save the cascade router into `out/cascade`, add the adapters its routes name (renamed to their
+    bundle path) to `adapters`, and describe it for the manifest."""
+    from slmlab.route import load_router
+
+    router = load_router(cascade) if isinstance(cascade, (str, Path)) else cascade
+    names = []
+    routes = router.routes.to_dicts()
+    for row in routes:
+        if not row.get("adapter"):
+            continue
+        src = Path(row["adapter"])
+        name = f"cascade_{src.name}"
+        adapters[name] = src
+        row["adapter"] = f"adapters/{name}"
+        names.append(name)
+    import polars as pl
+
+    router.routes = pl.DataFrame(routes, schema=router.routes.schema)
+    router.save(out / "cascade")
+    return {
+        "router": "cascade",
+        "threshold": router.threshold,
+        "target": getattr(router, "target", None),
+        "gate": router.gate_.state() if hasattr(router, "gate_") else None,
+        "adapters": names,
+    }
+
+
+def load_cascade(path: str | Path) -> Any:
+    """The bundle's cascade router (gate + threshold), in any process.
+
+    Example:
+        >>> cascade = load_cascade("bundle")  # doctest: +SKIP
+    """
+    from slmlab.route import load_router
+
+    path = Path(path)
+    manifest = json.loads((path / "bundle.json").read_text())
+    if not manifest.get("cascade"):
+        raise FileNotFoundError(f"{path}: this bundle has no cascade (export_bundle(..., cascade=router))")
+    return load_router(path / manifest["cascade"]["router"])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -38,8 +39,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from slmlab.runtime.chat_format import parse_response, render_prompt, render_tool_calls
 from slmlab.config import cache_dir, require
+from slmlab.runtime.chat_format import parse_response, render_prompt, render_tool_calls
 from slmlab.runtime.models import LoadSpec, cpu_has_native_bf16, load_causal_lm, pick_device
 
 
@@ -59,6 +60,10 @@ class Generation:
     latency_ms: float = 0.0
     mean_logprob: float | None = None
     cached: bool = False
+    # Per generated token: its log-probability and where it ends in `text` (character offset), so a gate
+    # can read the probability of one span (the tool name, an argument value). None: not recorded.
+    token_logprobs: list[float] | None = None
+    token_ends: list[int] | None = None
 
 
 class GenerationCache:
@@ -112,6 +117,21 @@ class GenerationCache:
     def __len__(self) -> int:
         with self._connect() as con:
             return int(con.execute("SELECT COUNT(*) FROM gen").fetchone()[0])
+
+
+def _token_ends(tokenizer: Any, ids: list[int]) -> list[int]:
+    """The character offset in the decoded text where each token ends (decoding growing prefixes, so
+    multi-token characters and merged spaces land where `decode` puts them)."""
+    return [len(tokenizer.decode(ids[: k + 1], skip_special_tokens=True)) for k in range(len(ids))]
+
+
+def _cache_kwarg(model: Any) -> str:
+    """The keyword `generate` takes a KV cache under: transformers 5 renamed `past_key_values` to `cache`
+    (the old name warns "`past_key_values` is deprecated"); older releases know only the old one."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def _prompt_len(prompt: list[dict[str, str]]) -> int:
@@ -245,8 +265,17 @@ class TransformersGenerator(Generator):
         int8: bool = False,
         cpu_bf16: bool | str = "auto",
         prefix_cache: bool = True,
+        logits_processor: Any = None,
+        constraint: str | None = None,
     ) -> None:
         self.spec = spec
+        # A callable tokenizer -> logits processor (built once here), e.g. a decoding constrained to tool
+        # schemas (`slmlab.runtime.constrained.tool_call_processor`); `constraint` names it in the cache
+        # key, so constrained and free answers are cached apart.
+        self._logits_processor = logits_processor
+        self.constraint = (
+            constraint if constraint is not None else (None if logits_processor is None else "lp")
+        )
         self.prefix_cache = prefix_cache
         self._prefixes: dict[str, tuple[list[int], Any]] = {}  # rendered system message -> ids, KV cache
         self.int8 = int8
@@ -274,6 +303,9 @@ class TransformersGenerator(Generator):
             quant = "bf16"
         self.cpu_bf16 = quant == "bf16"
         self.cache_id = f"{self.model_ref or self.name}|{quant}"
+        if self.constraint:
+            self.cache_id += f"|{self.constraint}"
+        self._processor = logits_processor(self.tokenizer) if logits_processor is not None else None
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -302,6 +334,8 @@ class TransformersGenerator(Generator):
             int8=self.int8,
             cpu_bf16=self.cpu_bf16,
             prefix_cache=self.prefix_cache,
+            logits_processor=self._logits_processor,
+            constraint=self.constraint,
         )
 
     def _group_key(self, prompt: list[dict[str, str]]) -> str:
@@ -384,8 +418,13 @@ class TransformersGenerator(Generator):
         torch = require("torch", "train")
         enc, past = self._encode(prompts)
         if past is not None:
-            enc["past_key_values"] = past
+            enc[_cache_kwarg(self.model)] = past
         start = time.perf_counter()
+        extra: dict[str, Any] = {}
+        if self._processor is not None:
+            from transformers import LogitsProcessorList
+
+            extra["logits_processor"] = LogitsProcessorList([self._processor])
         with torch.inference_mode():
             out = self.model.generate(
                 **enc,
@@ -394,6 +433,7 @@ class TransformersGenerator(Generator):
                 pad_token_id=self.tokenizer.pad_token_id,
                 output_scores=True,
                 return_dict_in_generate=True,
+                **extra,
             )
         elapsed_ms = (time.perf_counter() - start) * 1000
         new_tokens = out.sequences[:, enc["input_ids"].shape[1] :]
@@ -407,6 +447,7 @@ class TransformersGenerator(Generator):
             lp = logprobs[i, : max(n, 1)].float()
             finite = lp[torch.isfinite(lp)]
             parsed = parse_response(text)
+            token_lps = [float(x) if math.isfinite(float(x)) else -1e4 for x in lp[:n].tolist()]
             results.append(
                 Generation(
                     text=text,
@@ -415,6 +456,8 @@ class TransformersGenerator(Generator):
                     output_tokens=n,
                     latency_ms=elapsed_ms / len(prompts),
                     mean_logprob=float(finite.mean()) if n and finite.numel() else None,
+                    token_logprobs=token_lps,
+                    token_ends=_token_ends(self.tokenizer, ids[:n]),
                 )
             )
         return results
