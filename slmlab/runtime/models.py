@@ -16,6 +16,7 @@ import importlib.util
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,10 @@ class _KernelsHubNotice(logging.Filter):
 
 
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_KernelsHubNotice())
+# peft (0.21) reads transformers' deprecated `is_gradient_checkpointing` property whenever it wraps a model
+# (`PeftModel.__init__`: training in notebook 06, loading adapters in 07), and transformers 5 warns on it;
+# the value read is the same as its replacement's. Only that message is ignored, and only as a FutureWarning.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 # Short names for the models that ship with slmlab's dependencies (no download needed).
 BUNDLED_SLM = "smollm2-135m"
