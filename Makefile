@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 BIN = $(VENV)/bin
 
-.PHONY: setup run test lint notebooks-sync bench clean
+.PHONY: setup run test chromium lint notebooks-sync bench clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -22,8 +22,19 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/slmlab run
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser test (tests/test_browser.py) drives Debian's chromium through Playwright (installed by the
+# dev extra); Playwright's own browser download is never used. Installs chromium with apt where missing
+# (as root, or with passwordless sudo); otherwise says so, and the browser test skips.
+chromium:
+	@if [ -x /usr/lib/chromium/chromium ] || [ -n "$$SLMLAB_CHROMIUM" ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "chromium is not installed and apt is not usable here: tests/test_browser.py will skip"; fi
 
 lint: setup
 	$(BIN)/ruff check slmlab tests benchmarks
