@@ -49,6 +49,7 @@ from slmlab.runs import RunStore
 
 pl.Config(tbl_rows=30, tbl_cols=14, fmt_str_lengths=80, tbl_width_chars=220)
 store = RunStore(RUN)
+print(f"reading {LOG_PATH} ...", flush=True)  # a few seconds for the demo's 3,000 calls
 res = ingest(LOG_PATH, format=FORMAT, quarantine=store.quarantine_path())
 print(res.summary)
 

@@ -68,6 +68,7 @@ clusterer = cl.TaskClusterer(
     features=FEATURES, embedder=EMBEDDER, reducer=REDUCER, clusterer=CLUSTERER,
     min_cluster_size=MIN_CLUSTER_SIZE, n_clusters=N_CLUSTERS,
 )  # fmt: skip
+print(f"embedding ({EMBEDDER}) and clustering ({CLUSTERER}) {calls.height:,} calls ...", flush=True)
 clustered = cl.assign_clusters(calls, clusterer)
 {"clusters": clusterer.n_clusters_, "noise_share": float((clustered["cluster"] < 0).mean())}
 
