@@ -95,6 +95,8 @@ class LabelWidget:
         embeddings: one row per session call, for the map's PCA when `coords` is not given.
         autosave: also save after every edit (labels survive a kernel crash).
         max_points: calls drawn on the map at most.
+        progress: a progress bar while the map and the list are built (a few seconds for thousands of
+            calls); None shows it above 500 calls.
 
     Attributes:
         widget: the ipywidgets container (the object displays itself as this).
@@ -115,6 +117,7 @@ class LabelWidget:
         embeddings: np.ndarray | None = None,
         autosave: bool = False,
         max_points: int = 4000,
+        progress: bool | None = None,
     ) -> None:
         w = require("ipywidgets", "core")
         go = require("plotly.graph_objects", "core")
@@ -165,6 +168,17 @@ class LabelWidget:
         self.cluster_list.observe(self._on_select, names="value")
 
         # The map: every call in grey/colour by cluster, the selection drawn on top in red.
+        from tqdm.auto import tqdm
+
+        n_calls = calls.height if calls is not None else 0
+        show = progress if progress is not None else n_calls > 500
+        bar = tqdm(
+            total=3,
+            desc="building the labeller",
+            disable=not show,
+            bar_format="{desc}: {n}/{total} {postfix}",
+        )
+        bar.set_postfix_str("2-D map of the calls")
         self.figure = None
         self._xy = None
         if calls is not None and calls.height:
@@ -205,6 +219,8 @@ class LabelWidget:
         def row(children: list[Any]) -> Any:  # a row of controls that wraps instead of being cut
             return w.HBox(children, layout=w.Layout(flex_flow="row wrap", width="100%"))
 
+        bar.update(1)
+        bar.set_postfix_str("controls")
         edit = w.VBox(
             [
                 row([self.name_text, self.rename_button]),
@@ -226,9 +242,14 @@ class LabelWidget:
             layout=w.Layout(flex="1 1 440px", min_width="360px", max_width="100%"),
         )
         self.widget = w.HBox([left, right], layout=w.Layout(flex_flow="row wrap", width="100%"))
+        bar.update(1)
+        bar.set_postfix_str("cluster list and details")
         self.refresh()
         if self.cluster_list.options:
             self.cluster_list.value = (self.cluster_list.options[0][1],)
+        bar.update(1)
+        bar.set_postfix_str("done")
+        bar.close()
         self._watch_session()
 
     # ------------------------------------------------------------------------------------- display
