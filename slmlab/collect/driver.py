@@ -345,7 +345,7 @@ class _FileRun:
             self._quarantine(rec, rec.error, rec.raw)
             return
         raw = rec.raw if rec.raw is not None else rec.obj
-        ctx.where = rec.where
+        ctx.where, ctx.shared_line = rec.where, rec.shared_line
         try:
             rows = self.reader.calls(rec.obj, ctx, rec.line)
             for r in rows:

@@ -370,7 +370,7 @@ def iter_json_stream(
             continue
         items = unwrap(obj, list_keys, dict_of_lists=dict_of_lists)
         for where, item in items:
-            yield Record(line, obj=item, where=None if where == "$" else where)
+            yield Record(line, obj=item, where=None if where == "$" else where, shared_line=len(items) > 1)
         line += text.count("\n", pos, end)
         pos = end
 

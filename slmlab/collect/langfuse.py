@@ -125,7 +125,10 @@ class LangfuseReader(Reader):
                     if isinstance(o, dict) and rec.obj.get("sessionId") and not o.get("sessionId"):
                         o = {**o, "sessionId": rec.obj["sessionId"]}
                     n += 1
-                    yield Record(n if rec.raw is None else rec.line, obj=o, where=f"{base}.observations[{i}]")
+                    jsonl = rec.raw is not None or rec.shared_line
+                    yield Record(
+                        rec.line if jsonl else n, obj=o, where=f"{base}.observations[{i}]", shared_line=jsonl
+                    )
             else:
                 n += 1
                 yield rec

@@ -130,11 +130,11 @@ class LangSmithReader(Reader):
                 rid = str(run.get("id")) if isinstance(run, dict) and run.get("id") is not None else None
                 if rid is not None and rid in patches:
                     run = {**run, **patches[rid]}
-                yield Record(rec.line, obj=run, raw=None, where=f"{base}.post[{i}]")
+                yield Record(rec.line, obj=run, where=f"{base}.post[{i}]", shared_line=True)
             for i, p in enumerate(rec.obj.get("patch") or []):
                 pid = str(p.get("id")) if isinstance(p, dict) and p.get("id") is not None else None
                 kind = "joined patch" if pid is not None and pid in posted else "orphan patch"
-                yield Record(rec.line, obj=(kind, p), where=f"{base}.patch[{i}]")
+                yield Record(rec.line, obj=(kind, p), where=f"{base}.patch[{i}]", shared_line=True)
 
     def calls(self, record: Any, ctx: Context, line: int) -> list[dict[str, Any]]:
         if isinstance(record, tuple):  # a patch of a batch payload

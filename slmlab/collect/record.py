@@ -34,6 +34,7 @@ class Record:
     error: str | None = None  # set when the record could not be parsed (bad JSON, bad bytes)
     raw: str | None = None  # raw text for the quarantine (JSONL lines; documents are re-serialised)
     where: str | None = None  # JSON path inside the file (`$.data[3]`, `$[0].observations[2]`), if any
+    shared_line: bool = False  # other records start on the same line (a JSONL trace's observations)
 
     def where_text(self) -> str:
         """`line N`, or the JSON path where the record sits in a document."""
@@ -46,7 +47,8 @@ class Context:
 
     `key` names the file uniquely within the ingest (its path relative to the folder all inputs share):
     readers build fallback call ids from it, so `day1/calls.jsonl` and `day2/calls.jsonl` never collide.
-    `where` is the JSON path of the record being read (set by the driver), for ids and messages.
+    `where` is the JSON path of the record being read and `shared_line` whether other records start on its
+    line (both set by the driver), for fallback ids and messages.
     """
 
     path: Path
@@ -55,11 +57,15 @@ class Context:
     state: dict[str, Any] = field(default_factory=dict)  # a reader's scratch space for this file
     key: str = ""
     where: str | None = None
+    shared_line: bool = False
 
     def __post_init__(self) -> None:
         if not self.key:
             self.key = self.path.name
 
     def fallback_id(self, line: int) -> str:
-        """A call id for a record whose log has none: the file key and the record's line (or index)."""
+        """A call id for a record whose log has none: the file key and the record's line (or index), and its
+        JSON path when several records start on that line."""
+        if self.shared_line and self.where:
+            return f"{self.key}:{line}:{self.where}"
         return f"{self.key}:{line}"

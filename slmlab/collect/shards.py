@@ -614,43 +614,32 @@ def ingest_shards(
 
 # ------------------------------------------------------------------------------------------ profile, curate
 
-# What `slmlab.collect.profile.summary` / `profile_calls` read. The long texts never leave the files:
-# `response_text` only matters as null / not null there, so it is replaced by "" or null in the scan.
-PROFILE_COLUMNS = (
-    "call_id",
-    "session_id",
-    "agent",
-    "model",
-    "timestamp",
-    "tool_name",
-    "n_tool_calls",
-    "input_tokens",
-    "cached_input_tokens",
-    "output_tokens",
-    "tokens_estimated",
-    "latency_ms",
-    "cost_usd",
-    "cost_estimated",
-    "status",
-    "finish_reason",
-    "task_label",
-)
+# The long texts of a call. The profile (`slmlab.collect.profile.summary` / `profile_calls`) reads none of
+# them but `response_text`, and that only as null / not null, unless it groups by "action" (an action can be
+# written in the text: `slmlab.schema.action_expr`). A text-free scan never decodes the prompts.
+TEXT_COLUMNS = ("messages", "tools", "response_text", "response_tool_calls", "error", "metadata")
 
 
-def profile_frame(calls: pl.LazyFrame | ShardedTable) -> pl.DataFrame:
-    """The columns the profile reads, from a lazy scan, without the prompt / response texts.
+def profile_frame(calls: pl.LazyFrame | ShardedTable, keep_text: Sequence[str] = ()) -> pl.DataFrame:
+    """Every `CALL_SCHEMA` column but the long texts, from a lazy scan, for the profile functions.
 
-    The result has every `CALL_SCHEMA` column (texts as "" where present, null where absent), so the
-    profile functions take it as they take a full table; memory is ~100 bytes per call whatever the texts.
+    `response_text` becomes "" where present (null where absent); the other texts are null, except those
+    named in `keep_text`, which are read as they are. Memory: ~100-200 bytes per call whatever the texts
+    weigh, and the prompt column is never decoded.
+
+    Example:
+        >>> profile_frame(ShardedTable.open("runs/nov/calls")).height  # doctest: +SKIP
     """
     lf = calls.scan() if isinstance(calls, ShardedTable) else calls
 
-    def col(c: str, dtype: pl.DataType) -> pl.Expr:
-        if c in PROFILE_COLUMNS or dtype != pl.String():
+    def col(c: str) -> pl.Expr:
+        if c not in TEXT_COLUMNS or c in keep_text:
             return pl.col(c)
-        return pl.when(pl.col(c).is_not_null()).then(pl.lit("")).alias(c)
+        if c == "response_text":
+            return pl.when(pl.col(c).is_not_null()).then(pl.lit("")).alias(c)
+        return pl.lit(None, dtype=pl.String).alias(c)
 
-    return lf.select([col(c, t) for c, t in CALL_SCHEMA.items()]).collect(engine="streaming")
+    return lf.select([col(c) for c in CALL_SCHEMA]).collect(engine="streaming")
 
 
 @dataclass(frozen=True)
@@ -667,7 +656,8 @@ def profile_table(
     by: str | Sequence[str] = ("model", "agent"),
     calls_per_day: float | None = None,
 ) -> TableProfile:
-    """Profile a partitioned (or any lazily scanned) call table without loading its texts.
+    """Profile a partitioned (or any lazily scanned) call table without loading its texts (grouping by
+    "action" reads `response_text`, where a text answer can name its action).
 
     Example:
         >>> prof = profile_table("runs/nov/calls")  # doctest: +SKIP
@@ -677,7 +667,8 @@ def profile_table(
 
     if isinstance(calls, (str, os.PathLike)):
         calls = ShardedTable.open(calls)
-    frame = profile_frame(calls)
+    groups = [by] if isinstance(by, str) else list(by)
+    frame = profile_frame(calls, keep_text=("response_text",) if "action" in groups else ())
     return TableProfile(summary(frame, calls_per_day=calls_per_day), profile_calls(frame, by=by), frame)
 
 

@@ -187,6 +187,24 @@ CASES: list[Case] = [
         ("c1", "c2"),
         ("nested too deeply",),
     ),
+    Case(  # ids derived from file + line + JSON path: two id-less observations of one JSONL line differ
+        "langfuse_jsonl_trace_without_ids",
+        {
+            "traces.jsonl": json.dumps(
+                {"id": "t1", "observations": [observation(None, "q1", "a1"), observation(None, "q2", "a2")]}
+            )
+            + "\n"
+        },
+        (2, 2, 0, 2),
+        ("traces.jsonl:1:$.observations[0]", "traces.jsonl:1:$.observations[1]"),
+    ),
+    Case(  # two API pages one after the other: their records start on the same line
+        "concatenated_pages_without_ids",
+        {"pages.json": json.dumps({"data": [NO_ID, NO_ID]}) + json.dumps({"data": [NO_ID]})},
+        (3, 3, 0, 3),
+        ("pages.json:1:$.data[0]", "pages.json:1:$.data[1]"),
+        fmt="openai",
+    ),
     Case(
         "deep_nesting_document",
         {"a.json": _deep(100_000), "b.jsonl": lines(1)},
