@@ -109,3 +109,27 @@ def test_generated_text_action_log_is_read_back():
         if not ok:
             misread.append((want, got, text[:80]))
     assert not misread, misread[:5]
+
+
+def test_metrics_compare_text_actions_by_name_and_arguments():
+    from slmlab.evaluate.metrics import score_calls
+    from slmlab.runtime.generate import Generation
+
+    calls = pl.DataFrame(
+        {
+            "call_id": ["a", "b", "c"],
+            "session_id": ["s", "s", "s"],
+            "response_text": ["GET /orders/12?expand=items", "Action: search[ramen]", "Hello there!"],
+            "response_tool_calls": [None, None, None],
+        }
+    )
+    gens = [
+        Generation(text="GET /orders/12?expand=items"),  # same call
+        Generation(text="Action: lookup[ramen]"),  # other tool
+        Generation(text="Hello there!"),  # a reply stays a reply
+    ]
+    scores = score_calls(calls, gens, embedder="tfidf")
+    assert scores["ref_action"].to_list() == ["GET /orders/{id}", "search", "respond"]
+    assert scores["name_match"].to_list() == [1.0, 0.0, 1.0]
+    assert scores["name_args_exact"].to_list()[:2] == [1.0, 0.0]
+    assert scores["name_args_exact"][2] is None and scores["text_similarity"][2] > 0.9

@@ -5,7 +5,7 @@
 | column | meaning |
 |---|---|
 | action_match | both made a tool call, or both answered in text |
-| name_match | same action: first tool name, or "respond" for text (function-name accuracy) |
+| name_match | same action: first tool name (structured, or written in the text: `slmlab.actions`), or "respond" for text (function-name accuracy) |
 | name_args_exact | same tool calls with the same arguments after JSON normalization (null for text turns) |
 | arg_f1 | F1 of (tool, key, value) pairs (null for text turns) |
 | json_valid | the answer's tool calls (or JSON text, when the reference is JSON) parse (null otherwise) |
@@ -323,8 +323,12 @@ def score_calls(
     for i, (g, ref_json, ref_text, tools_raw) in enumerate(
         zip(gens, ref_calls_json, ref_texts, tools_json, strict=True)
     ):
-        ref = parse_tool_calls(ref_json)
-        pred = [c for c in g.tool_calls]
+        # A reference call written in its text (ReAct, HTTP line, name(args): `slmlab.actions`) is a tool
+        # call too; the generation's text is then read the same way, so names and arguments compare.
+        ref = parse_tool_calls(ref_json, ref_text)
+        text_ref = bool(ref) and not parse_tool_calls(ref_json)
+        pred = [c for c in g.tool_calls] or (parse_tool_calls(None, g.text or "") if text_ref else [])
+        text_pred = bool(pred) and not g.tool_calls
         ref_action = ref[0].get("name") if ref else TEXT_ACTION
         pred_action = (pred[0].get("name") or "<invalid>") if pred else TEXT_ACTION
         action_match = bool(ref) == bool(pred)
@@ -334,7 +338,9 @@ def score_calls(
         rows["pred_tool_calls"].append(json.dumps(pred, ensure_ascii=False) if pred else None)
         rows["action_match"].append(float(action_match))
         rows["name_match"].append(float(ref_action == pred_action))
-        if pred:
+        if text_pred:
+            json_ok = None  # a text action is judged by name and arguments, not as JSON output
+        elif pred:
             json_ok = g.valid_json and all(
                 isinstance(arguments_object(c.get("arguments")), dict) for c in pred
             )
@@ -343,7 +349,7 @@ def score_calls(
         else:
             json_ok = None
         rows["json_valid"].append(None if json_ok is None else float(json_ok))
-        if pred:
+        if pred and not text_pred:
             logged = json.loads(tools_raw) if tools_raw else None
             ok = schema_valid(pred, logged or inferred_tools, inferred=not logged)
             rows["schema_valid"].append(float(ok))
