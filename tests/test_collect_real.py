@@ -208,3 +208,26 @@ def test_openai_batch_gzipped_input_given_alone(tmp_path):
     assert (s.calls, s.quarantined) == (2, 0)
     assert s.by_file[str(d / "batch_output.jsonl")]["note"].startswith("found beside")
     assert set(res.calls["response_text"]) == {"Hello.", "Hello! How can I assist you today?"}
+
+
+def test_langsmith_sdk_wrap_openai_batch_document(tmp_path):
+    """langsmith-sdk's own test data: one `{"post", "patch"}` document of a wrap_openai run (o1-mini)."""
+    res = run(REAL / "langsmith" / "wrap_openai_chat_complex_usage.json", tmp_path)
+    assert (res.summary.calls, res.summary.skipped, res.summary.quarantined) == (1, 1, 0)
+    row = res.calls.row(0, named=True)
+    assert row["response_text"].startswith("Certainly! Below is a Bash script")
+    assert (row["input_tokens"], row["output_tokens"], row["cached_input_tokens"]) == (43, 3171, 0)
+    assert row["finish_reason"] == "stop" and row["latency_ms"] == pytest.approx(17725.938)
+
+
+def test_openinference_spec_example_spans(tmp_path):
+    """The two LLM spans of the OpenInference spec, pretty-printed one after the other."""
+    res = run(REAL / "openinference" / "spec_llm_spans.json", tmp_path)
+    assert (res.summary.read, res.summary.calls, res.summary.quarantined) == (2, 2, 0)
+    call, synth = res.calls.iter_rows(named=True)
+    assert parse_tool_calls(call["response_tool_calls"])[0]["name"] == "multiply"
+    assert json.loads(parse_tool_calls(call["response_tool_calls"])[0]["arguments"]) == {"a": 23, "b": 87}
+    assert synth["response_text"] == "The product of 23 times 87 is 2001."
+    assert [m["role"] for m in parse_messages(synth["messages"])] == ["system", "user", "assistant", "tool"]
+    assert (synth["input_tokens"], synth["source_line"]) == (259, 42)
+    assert call["latency_ms"] == pytest.approx(534.781)
