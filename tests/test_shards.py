@@ -163,7 +163,12 @@ def test_profile_and_curate_the_lazy_table(shard_dir, tmp_path):
         shard_dir, tmp_path / "calls", prices=False, count_missing_tokens=False, progress=False
     )
     frame = profile_frame(table)
-    assert frame.schema == pl.Schema(CALL_SCHEMA) and set(frame["messages"].unique()) <= {""}
+    assert frame.schema == pl.Schema(CALL_SCHEMA) and frame["messages"].null_count() == frame.height
+    assert set(frame["response_text"].drop_nulls()) == {""}
+    by_action = profile_table(table, by="action").by_group  # an action can be written in the text: read it
+    from slmlab.collect.profile import profile_calls as _pc
+
+    assert by_action.equals(_pc(table.collect(), by="action"))
     prof = profile_table(tmp_path / "calls", by="agent")
     full = table.collect()
     from slmlab.collect.profile import profile_calls, summary
