@@ -103,6 +103,7 @@ class ChunkBuilder:
             row["metadata"] = add_flags(
                 row.get("metadata"), [f"step {step!r} is not a 0-based index: renumbered"]
             )
+            self.flagged += 1
             step = None
         if step is None:
             row["step"] = step = self.session_steps.get(session, 0)
@@ -110,6 +111,7 @@ class ChunkBuilder:
         flags = _argument_flags(row.get("response_tool_calls"))
         if flags:
             row["metadata"] = add_flags(row.get("metadata"), flags)
+            self.flagged += 1
         self.rows.append([row.get(c) for c in _COLUMNS])
         if len(self.rows) >= self.chunk_rows:
             self.flush()
@@ -125,7 +127,17 @@ class ChunkBuilder:
         cols["n_tool_calls"] = [v or 0 for v in cols["n_tool_calls"]]
         cols["status"] = [v or "ok" for v in cols["status"]]
         # Timestamps are converted column-wise here, not per row (see `timestamp_column`).
-        cols["timestamp"] = timestamp_column(cols["timestamp"])
+        raw_ts = cols["timestamp"]
+        ts = timestamp_column(list(raw_ts))
+        if ts.null_count() > raw_ts.count(None):  # a logged timestamp that is no time: null, and said so
+            meta = list(cols["metadata"])
+            for i in (ts.is_null() & pl.Series([v is not None for v in raw_ts])).arg_true().to_list():
+                meta[i] = add_flags(
+                    meta[i], [f"timestamp {str(raw_ts[i])[:80]!r} is not a time: set to null"]
+                )
+                self.flagged += 1
+            cols["metadata"] = meta
+        cols["timestamp"] = ts
         self.finish(pl.DataFrame(cols, schema=CALL_SCHEMA, strict=False))
 
     def _check(self, rows: list[list[Any]]) -> None:

@@ -420,6 +420,7 @@ class _FileRun:
                             row[_META] = add_flags(
                                 row[_META], [f"step {step!r} is not a 0-based index: renumbered"]
                             )
+                            builder.flagged += 1
                         row[_STEP] = step = steps.get(session, 0)
                     steps[session] = step + 1
                     out.append(row)

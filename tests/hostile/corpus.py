@@ -120,6 +120,9 @@ def _check_flags(res: Any) -> None:
 def _check_timestamps(res: Any) -> None:
     ts = res.calls.sort("call_id")["timestamp"].to_list()
     assert len({t for t in ts if t is not None}) == 1 and ts.count(None) == 1, ts
+    garbage = res.calls.filter(res.calls["call_id"] == "c5")["metadata"][0]
+    assert "is not a time" in json.loads(garbage)["slmlab_flags"][0]
+    assert res.summary.flagged == 1
 
 
 def _check_injection(res: Any) -> None:
