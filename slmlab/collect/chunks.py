@@ -57,7 +57,7 @@ _COLUMNS = list(CALL_SCHEMA)
 # Position of each column in a row list (`Reader.fast_rows`, `_ChunkBuilder.rows`).
 ROW_INDEX = {c: i for i, c in enumerate(_COLUMNS)}
 _CALL, _SESSION, _STEP = ROW_INDEX["call_id"], ROW_INDEX["session_id"], ROW_INDEX["step"]
-_TOOL_CALLS, _META = ROW_INDEX["response_tool_calls"], ROW_INDEX["metadata"]
+
 _COUNT_COLUMNS = ("input_tokens", "cached_input_tokens", "output_tokens")
 _MONEY_COLUMNS = ("cost_usd", "latency_ms")
 
@@ -70,6 +70,25 @@ def _bad_amount(v: Any) -> bool:
     return v is not None and (
         not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= 0 or v == math.inf
     )
+
+
+_NONE = type(None)
+
+
+def _counts_ok(col: Any) -> bool:
+    """True if every value is None or an int in 0..INT64_MAX (bools are not counts)."""
+    if not set(map(type, col)) <= {int, _NONE}:
+        return False
+    vals = [v for v in col if v is not None]
+    return not vals or (min(vals) >= 0 and max(vals) <= INT64_MAX)
+
+
+def _amounts_ok(col: Any) -> bool:
+    """True if every value is None or a finite int/float >= 0."""
+    if not set(map(type, col)) <= {int, float, _NONE}:
+        return False
+    vals = [v for v in col if v is not None]
+    return not vals or (all(map(math.isfinite, vals)) and min(vals) >= 0)
 
 
 def _argument_flags(tool_calls_json: str | None) -> list[str]:
@@ -120,8 +139,8 @@ class ChunkBuilder:
         if not self.rows:
             return
         rows, self.rows = self.rows, []
-        self._check(rows)
         cols: dict[str, Any] = dict(zip(_COLUMNS, zip(*rows, strict=True), strict=True))
+        self._check(cols)
         for c in ("tokens_estimated", "cost_estimated"):
             cols[c] = [bool(v) for v in cols[c]]
         cols["n_tool_calls"] = [v or 0 for v in cols["n_tool_calls"]]
@@ -140,27 +159,29 @@ class ChunkBuilder:
         cols["timestamp"] = ts
         self.finish(pl.DataFrame(cols, schema=CALL_SCHEMA, strict=False))
 
-    def _check(self, rows: list[list[Any]]) -> None:
-        """Null (and flag) counts and amounts no log can mean: negative, non-numeric, beyond Int64."""
+    def _check(self, cols: dict[str, Any]) -> None:
+        """Null (and flag) counts and amounts no log can mean: negative, non-numeric, beyond Int64.
+
+        Works on the columns (tuples from the transpose): the common case is a few C-level passes."""
         bad: dict[int, list[str]] = {}
-        for c in _COUNT_COLUMNS:
-            j = ROW_INDEX[c]
-            if any(_bad_count(r[j]) for r in rows):
-                for i, r in enumerate(rows):
-                    if _bad_count(r[j]):
-                        bad.setdefault(i, []).append(f"{c} {r[j]!r} is not a token count: set to null")
-                        r[j] = None
-        for c in _MONEY_COLUMNS:
-            j = ROW_INDEX[c]
-            if any(_bad_amount(r[j]) for r in rows):
-                for i, r in enumerate(rows):
-                    if _bad_amount(r[j]):
-                        bad.setdefault(i, []).append(
-                            f"{c} {r[j]!r} is not a non-negative amount: set to null"
-                        )
-                        r[j] = None
-        for i, flags in bad.items():
-            rows[i][_META] = add_flags(rows[i][_META], flags)
+        for c, ok, bad_value, what in (
+            *((c, _counts_ok, _bad_count, "is not a token count") for c in _COUNT_COLUMNS),
+            *((c, _amounts_ok, _bad_amount, "is not a non-negative amount") for c in _MONEY_COLUMNS),
+        ):
+            col = cols[c]
+            if ok(col):
+                continue
+            col = list(col)
+            for i, v in enumerate(col):
+                if bad_value(v):
+                    bad.setdefault(i, []).append(f"{c} {v!r} {what}: set to null")
+                    col[i] = None
+            cols[c] = col
+        if bad:
+            meta = list(cols["metadata"])
+            for i, flags in bad.items():
+                meta[i] = add_flags(meta[i], flags)
+            cols["metadata"] = meta
         self.flagged += len(bad)
 
 
