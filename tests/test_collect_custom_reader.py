@@ -86,3 +86,17 @@ def test_bad_reader_spec_is_one_line(turns, tmp_path, spec, needle):
     )
     assert r.exit_code == 1
     assert needle in r.output and "Traceback" not in r.output
+
+
+def test_entry_point_readers_are_loaded(turns, tmp_path, monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    ep = EntryPoint(name="react", value="react_reader:ReActTurnsReader", group="slmlab.readers")
+    monkeypatch.syspath_prepend(str(EXAMPLE.parent))
+    monkeypatch.setattr(
+        "importlib.metadata.entry_points", lambda group=None: [ep] if group == "slmlab.readers" else []
+    )
+    out = tmp_path / "calls.parquet"
+    r = CliRunner().invoke(app, ["ingest", str(turns), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "custom readers: react_turns" in r.output and pl.read_parquet(out).height == 2

@@ -146,6 +146,25 @@ def load_reader(spec: str):
     return register_reader(cls)
 
 
+def plugin_readers() -> list[str]:
+    """Readers other packages register under the `slmlab.readers` entry-point group (`name = "pkg.mod:Class"`
+    in their `[project.entry-points."slmlab.readers"]`); a broken one is reported on one line."""
+    from importlib.metadata import entry_points
+
+    from slmlab.collect import register_reader
+
+    names = []
+    for ep in entry_points(group="slmlab.readers"):
+        try:
+            names.append(register_reader(ep.load()).name)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not a traceback
+            fail(
+                f"entry point slmlab.readers:{ep.name}",
+                f"cannot load {ep.value}: {type(exc).__name__}: {exc}",
+            )
+    return names
+
+
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(..., help="log files or folders"),
@@ -166,7 +185,7 @@ def ingest(
         from slmlab.collect import READERS
         from slmlab.collect import ingest as _ingest
 
-        custom = [load_reader(spec).name for spec in reader]
+        custom = [*plugin_readers(), *(load_reader(spec).name for spec in reader)]
         if format != "auto" and format not in READERS:
             fail(f"--format {format}", "no such reader", f"known: {', '.join(sorted(READERS))}, or auto")
         res = _ingest(
