@@ -20,7 +20,7 @@
 # by consistent placeholders, ids hashed with your salt, failed / empty / duplicate calls dropped — with
 # an audit of every redaction that never holds the original value.
 #
-# **What you need:** CPU, under a minute (tau-bench's 2,454 calls take a few seconds). Notebook 01 has
+# **What you need:** CPU, about a minute (tau-bench's 2,454 calls take ~15 s with the NER default). Notebook 01 has
 # written the call table of the same `RUN`.
 
 # %% tags=["parameters"]
@@ -28,7 +28,7 @@ from slmlab.config import default_run, is_smoke
 
 RUN = default_run()  # run folder shared by notebooks 01-08
 SALT = None  # HMAC salt for ids; None = $SLMLAB_SALT or a random salt kept under SLMLAB_HOME
-REDACTOR = "patterns"  # "patterns" (regex + checksums, no model) or "presidio" (adds person names; needs slmlab[pii])
+REDACTOR = "ner"  # "ner" (spaCy names + every pattern rule) or "patterns" (no model, ~2x faster, names only by key / cue)
 DROP_ERRORS = True  # drop calls whose status is not "ok"
 DROP_EMPTY = True  # drop calls with neither text nor a tool call
 DROP_EXACT_DUPLICATES = True  # same prompt and same response as an earlier call
@@ -38,6 +38,7 @@ KEEP_FACING = "both"  # "both", "machine" (convert tool / pipeline calls first) 
 MAX_INPUT_TOKENS = None  # drop calls with longer prompts (None = keep all)
 MAX_CALLS = 300 if is_smoke() else None  # read only the first calls (None = all)
 PLANTED_VALUES = 300 if is_smoke() else 1200  # size of the planted-secrets check in section 5
+GOLD_SESSIONS = 60 if is_smoke() else 300  # size of the free-text gold set in section 5
 
 # %% [markdown]
 # ## 1. Load the call table
@@ -105,6 +106,18 @@ leaks = planted_corpus.find_leaks(check.calls, values)
 decoys_kept = planted_corpus.find_leaks(check.calls, planted.filter(pl.col("decoy"))).height
 {"recall": 1 - leaks.height / values.height, "secrets_left": leaks.filter(pl.col("secret")).height,
  "decoys_kept": decoys_kept / planted["decoy"].sum()}  # fmt: skip
+
+# %% [markdown]
+# The planted corpus was written with the rules in mind. A fairer check is data the redactor was not
+# written against: free-text sentences from independent templates (names from a dozen naming cultures,
+# dates in eleven formats, record numbers, member ids, zips) in user turns, FHIR tool results and
+# tool arguments. Recall per kind, with a 95% interval; `benchmarks/bench_curate.py` adds the tau-bench
+# profiles and Presidio's published test sentences.
+
+# %%
+gold_calls, gold = cu.gold.generated_calls(n=GOLD_SESSIONS, seed=0, heldout=True)
+gold_check = cu.curate(gold_calls, cu.CurateConfig(salt="gold-check", redactor=REDACTOR))
+cu.gold.leak_table(gold_calls, gold_check.calls, gold)
 
 # %% [markdown]
 # ## 6. Save

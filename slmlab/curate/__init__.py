@@ -11,6 +11,7 @@ Usage:
 
 import polars as pl  # noqa: F401  (used by the docstring example)
 
+from slmlab.curate import gold
 from slmlab.curate.context import context_spans, zip_placeholder
 from slmlab.curate.core import (
     AUDIT_SCHEMA,
@@ -64,6 +65,7 @@ __all__ = [
     "curate",
     "default_salt",
     "empty_mask",
+    "gold",
     "error_mask",
     "exact_duplicate_mask",
     "hash_id",

@@ -65,8 +65,8 @@ _IDVAL = (
 )
 
 _DOB_CUE = (
-    r"(?i:\b(?:dob|d\.o\.b\.?|date\s+of\s+birth|birth\s*-?\s*date|birthday|birth\s+day|born|"
-    r"fecha\s+de\s+nacimiento|geburtsdatum|date\s+de\s+naissance)\b)"
+    r"(?i:\b(?:(?:dob|date\s+of\s+birth|birth\s*-?\s*date|birthday|birth\s+day|born|"
+    r"fecha\s+de\s+nacimiento|geburtsdatum|date\s+de\s+naissance)\b|d\.o\.b\.?))"
 )
 _MRN_CUE = (
     r"(?i:\b(?:mrn|mr\s*#|(?:medical\s+|health\s+)?record(?:\s+(?:number|no\.?|num|#|id))?|"
@@ -168,11 +168,43 @@ def clean_name(value: str) -> tuple[int, int] | None:
     return toks[0].start(), toks[-1].end()
 
 
+_LEFT_TOK = re.compile(r"(?:^|(?<=\s))([^\W\d_][^\W\d_'’-]*(?:['’-][^\W\d_]+)*) $")
+_RIGHT_TOK = re.compile(r"^ ([^\W\d_][^\W\d_'’-]*(?:['’-][^\W\d_]+)*)(?![\w<])")
+
+
+def _name_token(tok: str, stop: frozenset[str]) -> bool:
+    return tok[:1].isupper() and not tok.isupper() and tok not in stop and tok.lower() != tok
+
+
+def extend_name(text: str, start: int, end: int, stop: frozenset[str] = NOT_NAMES) -> tuple[int, int]:
+    """Grow a name span over adjacent capitalized words ("Giorgos" before a found "Papadopoulos").
+
+    Names are runs of capitalized words; NER and cues sometimes catch only part of one.
+
+    Example:
+        >>> t = "records of Giorgos Papadopoulos today"
+        >>> t[slice(*extend_name(t, t.index("Papa"), t.index(" today")))]
+        'Giorgos Papadopoulos'
+    """
+    for _ in range(2):
+        m = _LEFT_TOK.search(text, max(0, start - 40), start)
+        if not m or not _name_token(m.group(1), stop):
+            break
+        start = m.start(1)
+    for _ in range(2):
+        m = _RIGHT_TOK.match(text[end : end + 40])
+        if not m or not _name_token(m.group(1), stop):
+            break
+        end += m.end(1)
+    return start, end
+
+
 def context_spans(text: str) -> list[tuple[int, int, str, str]]:
     """`(start, end, entity, rule)` of every context-keyed value in `text` (the value only, not its cue).
 
     Example:
-        >>> [text[s:e] for s, e, *_ in context_spans(text := "DOB of 02.03.1957, zip 78750, name: Ana Silva")]
+        >>> text = "DOB of 02.03.1957, zip 78750, name: Ana Silva"
+        >>> [text[s:e] for s, e, *_ in context_spans(text)]
         ['02.03.1957', '78750', 'Ana Silva']
     """
     out = []

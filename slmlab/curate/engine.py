@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from slmlab.curate.context import DATE_RE, NOT_NAMES, context_spans, zip_placeholder
+from slmlab.curate.context import DATE_RE, NOT_NAMES, context_spans, extend_name
 from slmlab.curate.redact import Pseudonymizer, Redactor, Span, resolve_overlaps
 
 DEFAULT_ID_KEYS = (
@@ -206,8 +206,6 @@ class Engine:
     def placeholder(self, entity: str, value: str) -> str:
         if entity == "ID":
             return self.hash_value(value)
-        if entity == "ZIP":
-            return zip_placeholder(value)
         return self.pseudo.placeholder(entity, value)
 
     # -- one string of free text --------------------------------------------------------------------------
@@ -226,6 +224,12 @@ class Engine:
             for m in self.known_rx.finditer(s):
                 entity = self.known[m.group(0)]
                 spans.append(Span(m.start(), m.end(), entity, f"known_{entity.lower()}"))
+        spans = [
+            Span(*extend_name(s, sp.start, sp.end, NAME_STOPWORDS), sp.entity, sp.rule)
+            if sp.entity == "PERSON"
+            else sp
+            for sp in spans
+        ]
         if not spans:
             out = (s, [])
         else:

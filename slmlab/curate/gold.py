@@ -67,7 +67,19 @@ def profile_gold(paths: Iterable[str | Path]) -> pl.DataFrame:
         raw = json.loads(Path(path).read_text())
         sims = raw["simulations"] if isinstance(raw, dict) else raw
         for sim in sims:
+            task_user = ((sim.get("info") or {}).get("task") or {}).get("user_id")
+            if task_user:
+                rows.add(("user_id", task_user, Path(path).name))
             for m in sim.get("messages") or sim.get("traj") or []:
+                for tc in m.get("tool_calls") or []:
+                    args = (tc.get("function") or tc).get("arguments")
+                    try:
+                        args = json.loads(args) if isinstance(args, str) else args
+                    except ValueError:
+                        continue
+                    for k in ("user_id", "customer_id"):
+                        if isinstance(args, dict) and isinstance(args.get(k), str) and args[k].strip():
+                            rows.add(("user_id", args[k].strip(), Path(path).name))
                 content = m.get("content")
                 if m.get("role") != "tool" or not isinstance(content, str) or not content.startswith("{"):
                     continue
@@ -315,13 +327,26 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def leaks(texts: Iterable[str] | pl.DataFrame, gold: pl.DataFrame) -> pl.DataFrame:
-    """The gold values still present in `texts` as a whole word (case-sensitive; raw or JSON-escaped)."""
-    blob = "\x00".join(texts_of(texts) if isinstance(texts, pl.DataFrame) else texts)
-    found = []
-    for v in gold.get_column("value").to_list():
-        rx = "|".join(re.escape(n) for n in _needles(v))
-        found.append(re.search(rf"(?<![A-Za-z0-9])(?:{rx})(?![A-Za-z0-9])", blob) is not None)
-    return gold.filter(pl.Series(found, dtype=pl.Boolean))
+    """The gold values still present in `texts` as a whole word (case-sensitive; raw or JSON-escaped).
+
+    One pass of one trie regex over the text, so thousands of values cost about as much as one.
+    """
+    from slmlab.curate.engine import trie_regex
+
+    strings = texts_of(texts) if isinstance(texts, pl.DataFrame) else list(texts)
+    blob = "\x00".join(dict.fromkeys(strings))
+    values = gold.get_column("value").to_list()
+    needles = {n: v for v in values for n in _needles(v)}
+    if not needles:
+        return gold.head(0)
+    rx = re.compile(rf"(?<![A-Za-z0-9])(?:{trie_regex(sorted(needles))})(?![A-Za-z0-9])")
+    hits = set(rx.findall(blob))
+    present = {needles[h] for h in hits}
+    for v in set(values) - present:  # a value inside a longer match ("Li" in "Mia Li") is found there
+        inner = re.compile(rf"(?<![A-Za-z0-9])(?:{'|'.join(map(re.escape, _needles(v)))})(?![A-Za-z0-9])")
+        if any(inner.search(h) for h in hits):
+            present.add(v)
+    return gold.filter(pl.col("value").is_in(sorted(present)))
 
 
 def leak_table(raw: pl.DataFrame, curated: pl.DataFrame, gold: pl.DataFrame) -> pl.DataFrame:

@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmlab.curate.context import CONTEXT_RX, DATE_RE, context_spans  # noqa: F401  (DATE_RE re-exported)
+from slmlab.curate.context import CONTEXT_RX, DATE_RE, context_spans, zip_placeholder  # noqa: F401
 
 # ----------------------------------------------------------------------------------------------------------
 # Spans and the base class
@@ -403,6 +403,8 @@ class Pseudonymizer:
     _counts: Counter = field(default_factory=Counter, repr=False)
 
     def placeholder(self, entity: str, value: str) -> str:
+        if entity == "ZIP":  # generalized, not numbered: Safe Harbor keeps the first three digits
+            return zip_placeholder(value)
         key = (entity, _normalize(entity, value))
         ph = self._table.get(key)
         if ph is None:

@@ -4,6 +4,7 @@ Usage:
     slmlab run                      # the whole conversion on the bundled demo logs, then report.html
     slmlab ingest LOGS... --out calls.parquet
     slmlab profile calls.parquet
+    slmlab cluster calls.parquet --out clustered.parquet
     slmlab report --run demo
     slmlab export bundle/ --run demo
     slmlab --debug ingest logs/      # a traceback instead of the one-line error
@@ -288,6 +289,86 @@ def workshop(
     typer.echo(prep.summary())
     if not prep.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def curate(
+    calls: Path = typer.Argument(..., help="call table parquet (from `slmlab ingest`)"),
+    out: Path = typer.Option(Path("curated.parquet"), help="where to write the curated call table"),
+    redactor: str = typer.Option("ner", help="ner (names by spaCy NER + patterns) or patterns (no model)"),
+    salt: str | None = typer.Option(
+        None, help="HMAC salt for ids (default: SLMLAB_SALT or a per-install one)"
+    ),
+    audit: Path | None = typer.Option(None, help="audit parquet (default beside --out)"),
+) -> None:
+    """Redact personal and health data and secrets in a call table; prints the redactions per kind."""
+    with cli_errors():
+        import polars as pl
+
+        from slmlab.curate import CurateConfig, audit_summary
+        from slmlab.curate import curate as _curate
+        from slmlab.schema import validate_calls
+
+        if not calls.exists():
+            fail(calls, "no such file", "pass the parquet that `slmlab ingest --out` wrote")
+        try:
+            df = validate_calls(pl.read_parquet(calls))
+        except Exception as exc:  # noqa: BLE001 - one line naming the file
+            fail(
+                calls,
+                f"not a call table: {error_line(exc)}",
+                "pass the parquet that `slmlab ingest --out` wrote",
+            )
+        res = _curate(df, CurateConfig(salt=salt, redactor=redactor))
+        res.calls.write_parquet(out)
+        audit_path = audit or out.with_name(out.stem + ".audit.parquet")
+        res.audit.write_parquet(audit_path)
+        s = res.summary
+        typer.echo(
+            f"curated {s['calls_out']} of {s['calls_in']} calls in {s['seconds_total']:.1f} s; dropped {s['dropped']}"
+        )
+        typer.echo(
+            "redactions per kind: " + ", ".join(f"{k} {v}" for k, v in s["redactions_by_entity"].items())
+        )
+        with pl.Config(tbl_rows=40, fmt_str_lengths=40):
+            typer.echo(audit_summary(res.audit))
+        typer.echo(f"wrote {out} and {audit_path}")
+
+
+@app.command()
+def cluster(
+    calls: Path = typer.Argument(..., help="call table parquet (from `slmlab ingest` or `slmlab curate`)"),
+    out: Path = typer.Option(Path("clustered.parquet"), help="where to write the clustered call table"),
+    embedder: str | None = typer.Option(None, help="default: the bundled MiniLM; or tfidf, a model id/path"),
+) -> None:
+    """Cluster calls into sub-tasks with the defaults; writes the call table plus cluster and cluster_confidence."""
+    with cli_errors():
+        import polars as pl
+
+        from slmlab.cluster import TaskClusterer, assign_clusters
+        from slmlab.schema import validate_calls
+
+        if not calls.exists():
+            fail(calls, "no such file", "pass the parquet that `slmlab ingest --out` wrote")
+        try:
+            df = validate_calls(pl.read_parquet(calls))
+        except Exception as exc:  # noqa: BLE001 - one line naming the file
+            fail(
+                calls,
+                f"not a call table: {error_line(exc)}",
+                "pass the parquet that `slmlab ingest --out` wrote",
+            )
+        if df.height < 2:
+            fail(calls, f"{df.height} call(s); clustering needs at least 2")
+        clusterer = TaskClusterer(embedder=embedder)
+        clustered = assign_clusters(df, clusterer)
+        clustered.write_parquet(out)
+        unassigned = float((clustered["cluster"] < 0).mean())
+        typer.echo(
+            f"{clusterer.n_clusters_} clusters over {df.height} calls; unassigned {unassigned:.1%}; "
+            f"mean confidence {clustered.filter(pl.col('cluster') >= 0)['cluster_confidence'].mean() or 0:.2f}"
+        )
+        typer.echo(f"wrote {out}")
 
 
 if __name__ == "__main__":
