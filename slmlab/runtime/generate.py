@@ -248,6 +248,13 @@ class TransformersGenerator(Generator):
             the different summation order can change a few greedy answers. On tau-bench prompts (one shared
             ~300-token system prompt) measured 1.04x-1.7x faster on a shared 2-core machine: decoding, not
             the prefill, is most of the time at 48 new tokens.
+        logits_processor: a callable `tokenizer -> logits processor` applied at every decoding step, e.g.
+            `slmlab.runtime.constrained.tool_call_processor(tools)` (answers constrained to the tools'
+            JSON schemas); `constraint` names it in the cache key (default "lp").
+
+    Every `Generation` records each token's log-probability and where it ends in the text
+    (`token_logprobs`, `token_ends`): the cascade's gate reads the probability of the tool name and of
+    each argument value from them.
 
     Example:
         >>> gen = TransformersGenerator("smollm2-135m", int8=True)  # doctest: +SKIP
