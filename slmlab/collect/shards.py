@@ -614,32 +614,49 @@ def ingest_shards(
 
 # ------------------------------------------------------------------------------------------ profile, curate
 
-# The long texts of a call. The profile (`slmlab.collect.profile.summary` / `profile_calls`) reads none of
-# them but `response_text`, and that only as null / not null, unless it groups by "action" (an action can be
-# written in the text: `slmlab.schema.action_expr`). A text-free scan never decodes the prompts.
-TEXT_COLUMNS = ("messages", "tools", "response_text", "response_tool_calls", "error", "metadata")
+# The columns `slmlab.collect.profile` reads (summary, profile_calls, by_tool, latency_table, the plots).
+# `response_text` is read only as null / not null there, unless a profile groups by "action" (an action
+# can be written in the text: `slmlab.schema.action_expr`). Every other column (prompts, ids, file names)
+# stays on disk: a text-free scan never decodes the prompts.
+PROFILE_COLUMNS = (
+    "session_id",
+    "agent",
+    "model",
+    "timestamp",
+    "tool_name",
+    "n_tool_calls",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "tokens_estimated",
+    "latency_ms",
+    "cost_usd",
+    "cost_estimated",
+    "status",
+    "finish_reason",
+)
 
 
-def profile_frame(calls: pl.LazyFrame | ShardedTable, keep_text: Sequence[str] = ()) -> pl.DataFrame:
-    """Every `CALL_SCHEMA` column but the long texts, from a lazy scan, for the profile functions.
+def profile_frame(calls: pl.LazyFrame | ShardedTable, keep: Sequence[str] = ()) -> pl.DataFrame:
+    """The call table as the profile functions need it, from a lazy scan: every `CALL_SCHEMA` column, but
+    only `PROFILE_COLUMNS` and `keep` read; `response_text` as "" where present (null where absent) unless
+    kept; everything else null.
 
-    `response_text` becomes "" where present (null where absent); the other texts are null, except those
-    named in `keep_text`, which are read as they are. Memory: ~100-200 bytes per call whatever the texts
-    weigh, and the prompt column is never decoded.
+    Memory: a few hundred bytes per call whatever the texts weigh; the prompt column is never decoded.
 
     Example:
-        >>> profile_frame(ShardedTable.open("runs/nov/calls")).height  # doctest: +SKIP
+        >>> profile_frame(ShardedTable.open("runs/nov/calls"), keep=("task_label",)).height  # doctest: +SKIP
     """
     lf = calls.scan() if isinstance(calls, ShardedTable) else calls
 
-    def col(c: str) -> pl.Expr:
-        if c not in TEXT_COLUMNS or c in keep_text:
+    def col(c: str, dtype: pl.DataType) -> pl.Expr:
+        if c in PROFILE_COLUMNS or c in keep:
             return pl.col(c)
         if c == "response_text":
             return pl.when(pl.col(c).is_not_null()).then(pl.lit("")).alias(c)
-        return pl.lit(None, dtype=pl.String).alias(c)
+        return pl.lit(None, dtype=dtype).alias(c)
 
-    return lf.select([col(c) for c in CALL_SCHEMA]).collect(engine="streaming")
+    return lf.select([col(c, t) for c, t in CALL_SCHEMA.items()]).collect(engine="streaming")
 
 
 @dataclass(frozen=True)
@@ -668,7 +685,8 @@ def profile_table(
     if isinstance(calls, (str, os.PathLike)):
         calls = ShardedTable.open(calls)
     groups = [by] if isinstance(by, str) else list(by)
-    frame = profile_frame(calls, keep_text=("response_text",) if "action" in groups else ())
+    keep = [g for g in groups if g in CALL_SCHEMA] + (["response_text"] if "action" in groups else [])
+    frame = profile_frame(calls, keep=keep)
     return TableProfile(summary(frame, calls_per_day=calls_per_day), profile_calls(frame, by=by), frame)
 
 
