@@ -368,7 +368,8 @@ class TransformersGenerator(Generator):
             if len(ids) < 32 or ids + rest != whole:  # too short to pay, or tokens merge across the cut
                 return None
             with torch.inference_mode():
-                cache = self.model(torch.tensor([ids], device=self._device()), use_cache=True).past_key_values
+                out = self.model(torch.tensor([ids], device=self._device()), use_cache=True)
+                cache = out[_cache_kwarg(self.model)]  # `.past_key_values` warns in transformers 5
             if len(self._prefixes) >= 4:
                 self._prefixes.pop(next(iter(self._prefixes)))
             self._prefixes[text] = (ids, cache)
