@@ -189,8 +189,12 @@ def ran(lab, browser):
         reports[nb.name] = {"seconds": round(seconds, 1), **_inspect(page)}
         print(f"[browser] {nb.name}: inspected", flush=True)
         page.screenshot(path=str(_artifacts() / f"{nb.stem}.png"), timeout=60_000)
+        plots = page.locator(".jp-OutputArea-output .js-plotly-plot")
+        for i in range(min(plots.count(), 3)):  # the first figures, as a person sees them
+            plots.nth(i).screenshot(path=str(_artifacts() / f"{nb.stem}-figure{i + 1}.png"), timeout=60_000)
         pages[nb.name] = page
-        if nb.name[:2] not in ("04", "08"):  # the pages the click tests use stay open
+        if nb.name[:2] not in ("04", "08"):  # the pages the click tests use stay open, with their kernels
+            page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
             page.close()
     (_artifacts() / "report.json").write_text(json.dumps(reports, indent=1))
     return {"pages": pages, "reports": reports, **lab}
@@ -254,6 +258,8 @@ _INSPECT = """() => {
   const overflow = [...node.querySelectorAll('.jp-OutputArea-output')].filter(
     e => e.querySelector('.jupyter-widgets') && e.scrollWidth > e.clientWidth + 2).map(
     e => e.scrollWidth + ' > ' + e.clientWidth);
+  const wide = [...node.querySelectorAll('.jp-OutputArea-output')].filter(
+    e => e.scrollWidth > e.clientWidth + 2).map(e => (e.innerText || '').slice(0, 60) + ' | ' + e.scrollWidth + ' > ' + e.clientWidth);
   const cutButtons = [...node.querySelectorAll('.jupyter-widgets button')].filter(
     b => b.offsetParent && b.scrollWidth > b.clientWidth + 1).map(b => b.textContent.trim());
   const text = node.innerText;
@@ -267,7 +273,7 @@ _INSPECT = """() => {
     widget_outputs: mime('application/vnd.jupyter.widget-view+json'),
     widget_views: node.querySelectorAll('.jp-OutputArea-output .jupyter-widgets').length,
     widget_errors: (text.match(/Error displaying widget/g) || []).length,
-    reprs, plots, areaWidth, overflow, cutButtons,
+    reprs, plots, areaWidth, overflow, wide, cutButtons,
   };
 }"""
 
@@ -315,6 +321,8 @@ def test_every_notebook_runs_clean_in_the_browser(ran):
             problems.append(f"{name}: {r['plotly_outputs']} plotly outputs, drawn: {r['plots']}")
         problems += [f"{name}: widget output wider than the output area: {o}" for o in r["overflow"]]
         problems += [f"{name}: button label cut: {b!r}" for b in r["cutButtons"]]
+        if name.startswith("08"):  # the savings notebook's tables and dashboard fit the output area
+            problems += [f"{name}: output wider than the output area: {o}" for o in r["wide"]]
     assert not problems, "\n".join(problems)
     assert sum(len(r["plots"]) for r in ran["reports"].values()) >= 5, ran["reports"]
 
