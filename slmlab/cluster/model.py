@@ -53,7 +53,7 @@ def select_reducer(reducer: Any, n_components: int = 10, random_state: int = 0) 
 def select_clusterer(
     clusterer: Any, min_cluster_size: int = 10, n_clusters: int = 20, random_state: int = 0
 ) -> Any:
-    """ "hdbscan" (sklearn.cluster.HDBSCAN), "kmeans", "agglomerative" or any object with `fit_predict`.
+    """ "hdbscan" or "auto" (sklearn.cluster.HDBSCAN), "kmeans", "agglomerative" or any object with `fit_predict`.
 
     Example:
         >>> type(select_clusterer("kmeans", n_clusters=3)).__name__
@@ -64,7 +64,7 @@ def select_clusterer(
     from sklearn import cluster as skc
 
     name = clusterer.lower()
-    if name == "hdbscan":
+    if name in ("hdbscan", "auto"):
         # min_samples below min_cluster_size keeps small but dense sub-tasks out of the noise.
         # copy=True: the future default of sklearn 1.10 (stated, so 1.9 does not warn); the input is reused
         return skc.HDBSCAN(
@@ -87,7 +87,8 @@ class TaskClusterer:
     """Cluster agent calls into recurring sub-tasks; assign live calls from the prompt alone.
 
     `fit` embeds the calls with `features` (offline it may use the response, default
-    "prompt_state+action"), optionally reduces them, and clusters. It then trains a prompt-only
+    "prompt_state+system+action"), partitions them by the action taken and splits each action by the
+    situation it was taken in (or, flat, reduces and clusters them all). It then trains a prompt-only
     assigner — a logistic regression (or k-NN) on the prompt-only parts of `features` with the fitted
     labels as targets, noise (-1) included — which `predict` uses, so a router can send a live call to
     its cluster before the LLM answers.
@@ -98,17 +99,21 @@ class TaskClusterer:
         embedder: name, path or `Embedder` for the text blocks (default the bundled MiniLM).
         reducer: None, "pca" (default), "umap" or an sklearn-style object with `fit_transform`. With the
             two-stage strategy it reduces each action's situation blocks before the split; flat, all blocks.
-        clusterer: "hdbscan", "kmeans", "agglomerative", "minibatch_kmeans" or an object with `fit_predict`.
+        clusterer: "auto" (default), "hdbscan", "kmeans", "agglomerative", "minibatch_kmeans" or an object with
+            `fit_predict`. In two stages, "auto" splits each action with Ward candidates (k = 2..8, the best
+            silhouette) and "hdbscan" with HDBSCAN; flat, "auto" is HDBSCAN.
         min_cluster_size: smallest cluster HDBSCAN keeps; None (default) derives it from the number of
             points clustered (`derived_min_cluster_size`: sqrt(n)/2 within [3, 50], per action in two stages).
         n_clusters: clusters for k-means / agglomerative.
         n_components: reducer output dimensions.
         weights: feature block weights, overriding `features.DEFAULT_WEIGHTS`.
-        assigner: "logreg" or "knn", the prompt-only model behind `predict`.
+        assigner: "auto" (default: "logreg" up to `AUTO_KNN_ABOVE` clusters, else "knn", since a logistic
+            regression's fit grows with classes x dimensions: minutes for hundreds of clusters on 2 cores),
+            "logreg" or "knn", the prompt-only model behind `predict`.
         max_chars: texts are cut to this many characters before embedding (`features.EMBED_MAX_CHARS`).
         random_state: seed for the reducer, k-means and the assigner.
         strategy: "auto" (default: "partition" when the features include the action and the clusterer is
-            HDBSCAN, else "flat"), "partition" (two stages: the action taken, then the situation it was
+            "auto" or "hdbscan", else "flat"), "partition" (two stages: the action taken, then the situation it was
             taken in) or "flat" (one reducer + clusterer over all calls).
 
     Attributes (after fit):
@@ -133,12 +138,12 @@ class TaskClusterer:
         features: str = DEFAULT_FEATURES,
         embedder: Any = None,
         reducer: Any = "pca",
-        clusterer: Any = "hdbscan",
+        clusterer: Any = "auto",
         min_cluster_size: int | None = None,
         n_clusters: int = 20,
         n_components: int = 10,
         weights: dict[str, float] | None = None,
-        assigner: str = "logreg",
+        assigner: str = "auto",
         max_chars: int = EMBED_MAX_CHARS,
         random_state: int = 0,
         strategy: str = "auto",
@@ -192,7 +197,7 @@ class TaskClusterer:
         has_action = "action" in parse_features(self.features)
         if self.strategy == "partition" and not has_action:
             raise ValueError("strategy='partition' needs the 'action' feature part")
-        return has_action and (self.strategy == "partition" or self.clusterer == "hdbscan")
+        return has_action and (self.strategy == "partition" or self.clusterer in ("auto", "hdbscan"))
 
     def fit(self, calls: pl.DataFrame, y: Any = None) -> TaskClusterer:
         """Cluster `calls` (a call table); sets `labels_`, `confidence_`, `centroids_`, `n_clusters_`."""
@@ -256,9 +261,7 @@ class TaskClusterer:
         next_id = 0
         for action, idx in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
             idx_a = np.asarray(idx)
-            if len(idx_a) < 2:
-                continue
-            sub, conf, info = self._split_group(xs[idx_a])
+            sub, conf, info = self._split_group(xs[idx_a], n)
             self.splits_[action] = info
             labels[idx_a] = sub + next_id
             confidence[idx_a] = conf
@@ -272,29 +275,54 @@ class TaskClusterer:
         cols = [np.arange(a, b) for name, (a, b) in self.encoder_.block_slices_.items() if name != "action"]
         return np.concatenate(cols) if cols else None
 
-    def _split_group(self, xg: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    def _split_group(self, xg: np.ndarray, n_total: int) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
         """Sub-cluster ids (0..k-1), confidence and a record of the decision for one action's calls."""
         from sklearn import cluster as skc
         from sklearn.metrics import silhouette_score
 
         n = xg.shape[0]
-        m = self.min_cluster_size or derived_min_cluster_size(n)
+        # The smallest sub-task follows the size of the whole log, not of the action: a 30-call action in a
+        # 3,000-call log is one sub-task, not three (splitting each action at its own scale over-split the
+        # text-action log: 121 clusters for 39 sub-tasks).
+        m = self.min_cluster_size or derived_min_cluster_size(n_total)
         info: dict[str, float] = {"calls": float(n), "min_cluster_size": float(m), "silhouette": float("nan")}
         one = (np.zeros(n, dtype=np.int64), np.ones(n), {**info, "clusters": 1.0})
         if n < 2 * m or xg.shape[1] == 0:
             return one
         reducer = select_reducer(self.reducer, min(self.n_components, xg.shape[1], n - 1), self.random_state)
         z = np.asarray(reducer.fit_transform(xg) if reducer is not None else xg, dtype=np.float32)
-        hdb = skc.HDBSCAN(min_cluster_size=m, min_samples=max(2, m // 2), copy=True)
-        sub = np.asarray(hdb.fit_predict(z), dtype=np.int64)
-        kept = sub >= 0
-        k = len(set(sub[kept].tolist()))
-        if k < 2:
-            return one
-        sample = np.flatnonzero(kept)
-        if len(sample) > 3000:  # silhouette is quadratic; a seeded sample estimates it
-            sample = np.random.default_rng(self.random_state).choice(sample, 3000, replace=False)
-        sil = float(silhouette_score(z[sample], sub[sample]))
+        sample = np.arange(n)
+        if n > 3000:  # silhouette is quadratic; a seeded sample estimates it
+            sample = np.random.default_rng(self.random_state).choice(n, 3000, replace=False)
+        if self.clusterer == "hdbscan":
+            sub = np.asarray(
+                skc.HDBSCAN(min_cluster_size=m, min_samples=max(2, m // 2), copy=True).fit_predict(z),
+                dtype=np.int64,
+            )
+            kept = sub >= 0
+            k = len(set(sub[kept].tolist()))
+            if k < 2:
+                return one
+            s_kept = sample[kept[sample]]
+            sil = float(silhouette_score(z[s_kept], sub[s_kept]))
+        else:
+            # Ward candidates k = 2..8 (each sub-cluster >= m calls); the best silhouette wins.
+            best: tuple[float, np.ndarray] | None = None
+            fit_idx = sample
+            for k in range(2, min(8, n // m) + 1):
+                cand = skc.AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(z[fit_idx])
+                if np.bincount(cand).min() < m * len(fit_idx) / n:
+                    continue
+                sil_k = float(silhouette_score(z[fit_idx], cand))
+                if best is None or sil_k > best[0]:
+                    best = (sil_k, cand)
+            if best is None:
+                return one
+            sil, cand = best
+            k = int(cand.max()) + 1
+            centroids = np.stack([z[fit_idx][cand == c].mean(axis=0) for c in range(k)])
+            sub = np.linalg.norm(z[:, None, :] - centroids[None, :, :], axis=2).argmin(axis=1)
+            kept = np.ones(n, dtype=bool)
         info = {**info, "silhouette": sil, "clusters": float(k), "noise_share": float(1 - kept.mean())}
         if sil < SPLIT_MIN_SILHOUETTE:
             return (*one[:2], {**info, "clusters": 1.0, "rejected": 1.0})
@@ -309,16 +337,19 @@ class TaskClusterer:
         classes = np.unique(labels)
         if len(classes) < 2:
             return int(classes[0]) if len(classes) else -1
-        if self.assigner == "knn":
+        kind = self.assigner
+        if kind == "auto":
+            kind = "logreg" if len(classes) <= AUTO_KNN_ABOVE else "knn"
+        if kind == "knn":
             from sklearn.neighbors import KNeighborsClassifier
 
             model = KNeighborsClassifier(n_neighbors=min(15, len(labels)), weights="distance")
-        elif self.assigner == "logreg":
+        elif kind == "logreg":
             from sklearn.linear_model import LogisticRegression
 
             model = LogisticRegression(max_iter=300, C=3.0, random_state=self.random_state)
         else:
-            raise ValueError(f"assigner must be 'logreg' or 'knn', not {self.assigner!r}")
+            raise ValueError(f"assigner must be 'auto', 'logreg' or 'knn', not {self.assigner!r}")
         return model.fit(xp, labels)
 
     def prompt_features(self, calls: pl.DataFrame) -> np.ndarray:
@@ -375,6 +406,9 @@ def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
         out[labels == old] = new
     return out
 
+
+# The "auto" assigner switches from logistic regression to k-NN above this many clusters.
+AUTO_KNN_ABOVE = 40
 
 # A split of one action by situation is kept only when its sub-clusters are this well separated (mean
 # silhouette in the reduced prompt space). Below it, the split cuts a continuum of user wordings rather than
