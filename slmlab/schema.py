@@ -219,8 +219,12 @@ def message_text(message: dict[str, Any]) -> str:
     return str(content)
 
 
-# Steps after clustering add a `cluster` column (Int32, -1 = noise / unassigned) to the call table and
-# describe clusters in a cluster table with these columns (`slmlab.cluster.describe_clusters`):
+# Steps after clustering add a `cluster` column (Int32, -1 = noise / unassigned) and a `cluster_confidence`
+# column (Float64 in [0, 1], 0 where unassigned: how clearly the call belongs to its cluster rather than the
+# next one; for calls assigned from the prompt alone, the assigner's probability; see
+# `slmlab.cluster.TaskClusterer.confidence_`) to the call table (`CLUSTERED_COLUMNS`), and describe
+# clusters in a cluster table with these columns (`slmlab.cluster.describe_clusters`):
+CLUSTERED_COLUMNS: dict[str, pl.DataType] = {"cluster": pl.Int32(), "cluster_confidence": pl.Float64()}
 CLUSTER_SCHEMA: dict[str, pl.DataType] = {
     "cluster": pl.Int32(),  # cluster id, as in the call table
     "name": pl.String(),  # a human name (auto: top keywords / dominant tool; the labeller edits it)
