@@ -30,10 +30,10 @@ RUN = default_run()  # run folder shared by notebooks 01-08
 EMBEDDER = (
     "tfidf" if is_smoke() else "all-minilm-l6-v2"
 )  # "all-minilm-l6-v2" (bundled), "tfidf", or a model id/path
-FEATURES = "prompt_state+action"  # what is clustered: prompt state + the action the LLM took (offline)
-REDUCER = "pca"  # None, "pca" or "umap" before clustering
-CLUSTERER = "hdbscan"  # "hdbscan", "kmeans" or "agglomerative"
-MIN_CLUSTER_SIZE = None  # smallest cluster kept (None = max(10, 1% of the calls))
+FEATURES = "prompt_state+system+action"  # prompt state, system prompt + the action the LLM took (offline)
+REDUCER = "pca"  # None, "pca" or "umap" before clustering (per action, in two stages)
+CLUSTERER = "auto"  # "auto" (two stages: action, then situation), "hdbscan", "kmeans" or "agglomerative"
+MIN_CLUSTER_SIZE = None  # smallest sub-task (None = derived from the log: sqrt(calls)/2 within [3, 50])
 N_CLUSTERS = 20  # clusters for kmeans / agglomerative
 MAP_METHOD = "pca"  # 2-D map projection: "pca" (fast) or "umap"
 MAX_CALLS = 400 if is_smoke() else None  # cluster only the first calls (None = all)
@@ -62,6 +62,9 @@ cl.call_states(calls).select("template_id", "last_state", "last_user", "action",
 
 # %% [markdown]
 # ## 3. Fit the clusterer
+# With the defaults, calls are first partitioned by the action they took (a tool called through the API or
+# written in the text: `slmlab.actions`), then each action is split by the situation it was taken in where
+# the split is clearly separated. Each call gets a `cluster_confidence` in [0, 1].
 
 # %%
 clusterer = cl.TaskClusterer(
@@ -70,7 +73,8 @@ clusterer = cl.TaskClusterer(
 )  # fmt: skip
 print(f"embedding ({EMBEDDER}) and clustering ({CLUSTERER}) {calls.height:,} calls ...", flush=True)
 clustered = cl.assign_clusters(calls, clusterer)
-{"clusters": clusterer.n_clusters_, "noise_share": float((clustered["cluster"] < 0).mean())}
+{"clusters": clusterer.n_clusters_, "noise_share": float((clustered["cluster"] < 0).mean()),
+ "mean_confidence": clustered.filter(pl.col("cluster") >= 0)["cluster_confidence"].mean()}  # fmt: skip
 
 # %% [markdown]
 # ## 4. The cluster table
@@ -117,15 +121,16 @@ truth = scored["truth"].to_numpy()
 
 # %% [markdown]
 # ## What you produced / next notebook
-# - `clustered.parquet`: the curated calls with a `cluster` column (-1 = noise).
+# - `clustered.parquet`: the curated calls with a `cluster` column (-1 = unassigned) and a
+#   `cluster_confidence` (0..1).
 # - `clusters.parquet`: the cluster table (`slmlab.schema.CLUSTER_SCHEMA`), every cluster "unreviewed".
 #
 # Next: **04_label_clusters** reviews the clusters: rename, merge, split, and mark SLM candidates.
 
 # %% [markdown]
 # ## Exercises
-# - **Warm-up:** set `MIN_CLUSTER_SIZE = 30`: fewer, bigger clusters? How much more goes to noise (-1)?
-# - **Explore:** set `CLUSTERER = "kmeans"` and `N_CLUSTERS = 12`, and compare the cluster table with
-#   HDBSCAN's: which sub-tasks does k-means merge or split?
+# - **Warm-up:** set `MIN_CLUSTER_SIZE = 60`: which actions are no longer split by situation?
+# - **Explore:** set `CLUSTERER = "kmeans"` and `N_CLUSTERS = 12` (one flat clustering of all calls), and
+#   compare the cluster table with the two-stage default's: which sub-tasks does k-means merge or split?
 # - **Stretch:** set `FEATURES = "prompt_state"` (the prompt only, not the action the LLM took) and look at
 #   the map: why does clustering on the prompt alone mix sub-tasks (the README measures ARI 0.65 -> 0.24)?
