@@ -78,7 +78,7 @@ print("\n".join(savings.headline(result, PRODUCTION_CALLS_PER_MONTH or savings.d
 pl.DataFrame([result.total]).transpose(include_header=True, column_names=["value"])
 
 # %%
-result.by_cluster
+savings.cost_table(result)  # rounded; the full table is result.by_cluster
 
 # %%
 savings.plot_savings_waterfall(result)

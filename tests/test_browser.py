@@ -403,19 +403,21 @@ def test_dashboard_controls_change_the_headline_and_the_figures(ran):
     assert "saved -" not in headline and "-%" not in headline, headline
 
     def changed(what: str, before: tuple[str, list]) -> tuple[str, list]:
-        _wait_for(lambda: _dashboard_state(page, dash) != before, what)
+        def moved() -> bool:
+            now = _dashboard_state(page, dash)
+            return now[0] != before[0] and now[1] != before[1]
+
+        _wait_for(moved, what)
         after = _dashboard_state(page, dash)
         assert after[0] != before[0], f"{what}: the headline did not change: {after[0]}"
         assert after[1] != before[1], f"{what}: no figure's data changed"
         return after
 
-    # a slider: drag the utilization handle to the right
+    # a slider: the utilization handle, moved with the keyboard as a person tabbing to it would
     handle = dash.locator(".widget-slider", has_text="GPU utilization").locator(".noUi-handle").first
-    box = handle.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] / 2 + 60, box["y"] + box["height"] / 2, steps=6)
-    page.mouse.up()
+    handle.click()
+    for _ in range(4):
+        handle.press("ArrowRight")
     state = changed("utilization slider", (headline, data))
     # a checkbox: put one more cluster on the SLM (or, if all are on, take one off)
     boxes = dash.locator(".widget-checkbox input[type=checkbox]")

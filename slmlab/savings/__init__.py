@@ -39,6 +39,7 @@ from slmlab.savings.model import (
     utilization_table,
 )
 from slmlab.savings.plots import (
+    cost_table,
     plot_break_even,
     plot_cost_before_after,
     plot_quality_cost_frontier,
@@ -55,6 +56,7 @@ __all__ = [
     "at_volume",
     "break_even_curve",
     "compute_savings",
+    "cost_table",
     "default_scenario",
     "describe_change",
     "energy_wh",

@@ -1,4 +1,5 @@
-"""Figures of the savings step: cost before/after, where the savings come from, break-even, quality vs cost.
+"""Figures and display tables of the savings step: cost before/after, where the savings come from,
+break-even, quality vs cost.
 
 Every function returns a `go.Figure` and never shows it. Orders are stable (clusters by id, agents by
 name), so a figure redrawn by the dashboard keeps its bars in place.
@@ -8,6 +9,8 @@ Usage:
 """
 
 from __future__ import annotations
+
+import math
 
 import plotly.graph_objects as go
 import polars as pl
@@ -21,6 +24,26 @@ AFTER_COLOUR = "#00cc96"
 def _key_order(t: pl.DataFrame, by: str) -> pl.DataFrame:
     """Rows in the key's own order (cluster ids numerically, agents by name): stable across refreshes."""
     return t.sort(by, nulls_last=True)
+
+
+def cost_table(result: SavingsResult, by: str = "cluster") -> pl.DataFrame:
+    """The monthly costs per cluster or agent, rounded and with short headers, so it fits a notebook's
+    output (the full-precision table is `result.by_cluster` / `result.by_agent`), in key order.
+
+    Example:
+        >>> # cost_table(result).columns[:4]  ->  ['cluster', 'calls', 'on SLM', 'before $/mo']
+    """
+    t = _key_order(result.by_agent if by == "agent" else result.by_cluster, by)
+    return t.select(
+        pl.col(by),
+        pl.col("calls"),
+        pl.col("slm_calls").alias("on SLM"),
+        pl.col("monthly_before_usd").round(2).alias("before $/mo"),
+        pl.col("monthly_after_usd").round(2).alias("after $/mo"),
+        pl.col("monthly_saved_usd").round(2).alias("saved $/mo"),
+        pl.col("mean_latency_before_ms").round(0).alias("ms before"),
+        pl.col("mean_latency_after_ms").round(0).alias("ms after"),
+    )
 
 
 def plot_cost_before_after(result: SavingsResult, by: str = "agent", title: str | None = None) -> go.Figure:
@@ -87,28 +110,27 @@ def plot_break_even(
         fig.add_scatter(x=curve["calls_per_month"].to_list(), y=curve[col].to_list(), name=name, mode="lines")
     vol = curve["calls_per_month"]
     log_x = bool(vol.min() > 0 and vol.max() / vol.min() > 100)
+    marks = []  # (x, label, colour, dash, anchor, height)
     if result is not None:
-        fig.add_vline(
-            x=monthly_volume(result),
-            line_dash="dot",
-            annotation_text="observed volume",
-            annotation_position="top left",
-        )
+        marks.append((monthly_volume(result), "observed volume", "#444", "dot", "left", 1.0))
         be = result.break_even_calls_per_month
         if be and vol.min() <= be <= vol.max():
-            fig.add_vline(
-                x=be,
-                line_color="crimson",
-                annotation_text="break-even",
-                annotation_position="bottom right",
-            )
+            marks.append((be, "break-even", "crimson", "solid", "left", 0.9))
     if scenario_calls_per_month:
-        fig.add_vline(
-            x=scenario_calls_per_month,
-            line_dash="dash",
-            line_color="green",
-            annotation_text="production scenario",
-            annotation_position="top right",
+        marks.append((scenario_calls_per_month, "production scenario", "green", "dash", "right", 1.0))
+    for x, label, colour, dash, anchor, height in marks:
+        fig.add_vline(x=x, line_color=colour, line_dash=dash)
+        # Placed by hand: add_vline's own annotation lands off the plot on a log axis (plotly
+        # positions annotations there by log10 of the value).
+        fig.add_annotation(
+            x=math.log10(x) if log_x else x,
+            y=height,
+            yref="paper",
+            text=label,
+            showarrow=False,
+            xanchor="right" if anchor == "right" else "left",
+            yanchor="bottom",
+            font={"color": colour, "size": 11},
         )
     fig.update_layout(
         title="Break-even volume",
