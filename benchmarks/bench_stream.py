@@ -84,7 +84,7 @@ def run_ingest(path: str, out_dir: str) -> dict:
 
 
 def run_profile(path: str, out_dir: str) -> dict:
-    from slmlab.collect.shards import profile_table
+    from slmlab.collect.shard_profile import profile_table
 
     prof = profile_table(out_dir, by=("model", "agent"))
     return {"calls": prof.summary.n_calls, "groups": prof.by_group.height}

@@ -7,7 +7,8 @@ import pytest
 from test_shards import write_shards
 
 from slmlab.collect import ingest
-from slmlab.collect.shards import curate_partitions, ingest_shards
+from slmlab.collect.shards import ingest_shards
+from slmlab.curate.partitions import curate_partitions
 
 pytest.importorskip("distributed")
 

@@ -12,14 +12,9 @@ import polars as pl
 import pytest
 
 from slmlab.collect import ingest
-from slmlab.collect.shards import (
-    ShardedTable,
-    curate_partitions,
-    ingest_shards,
-    list_shards,
-    profile_frame,
-    profile_table,
-)
+from slmlab.collect.shard_profile import profile_frame, profile_table
+from slmlab.collect.shards import ShardedTable, ingest_shards, list_shards
+from slmlab.curate.partitions import curate_partitions
 from slmlab.schema import CALL_SCHEMA
 
 N_CALLS = 240

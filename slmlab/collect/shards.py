@@ -20,12 +20,13 @@ in one `ingest` of all the files: a call id already seen in an earlier shard is 
 - A Parquet shard must already be a canonical call table (e.g. an earlier `ingest(out=...)`); another
   Parquet file is quarantined whole, with its file and the missing columns.
 
-`profile_table` profiles the partitioned table through a lazy scan that never loads the prompt or response
-texts; `curate_partitions` curates it one partition at a time (see its docstring for what that means for
-duplicates). `slmlab.pipeline.distributed` runs the same per-shard steps on a Dask cluster.
+`slmlab.collect.shard_profile.profile_table` profiles the partitioned table through a lazy scan that never
+loads the prompt or response texts; `slmlab.curate.partitions.curate_partitions` curates it one partition at
+a time (see its docstring for what that means for duplicates). `slmlab.pipeline.distributed` runs the same per-shard steps on a Dask cluster.
 
 Usage:
-    >>> from slmlab.collect.shards import ingest_shards, profile_table
+    >>> from slmlab.collect.shards import ingest_shards
+    >>> from slmlab.collect.shard_profile import profile_table
     >>> table = ingest_shards("s3://acme-logs/2026-11/*.jsonl.gz", "runs/nov/calls")  # doctest: +SKIP
     >>> print(table.summary())  # doctest: +SKIP
     >>> print(profile_table(table).summary)  # doctest: +SKIP
@@ -33,15 +34,13 @@ Usage:
 
 from __future__ import annotations
 
-import glob as globlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,171 +48,18 @@ from typing import Any
 
 import polars as pl
 
+from slmlab.collect.shard_list import (
+    POLARS_SCHEMES,
+    Shard,
+    _fs,
+    _scheme,
+    list_shards,
+)
 from slmlab.schema import CALL_SCHEMA
 
 MANIFEST = "_shards.json"
 PART_FILE = "part-0.parquet"
 QUARANTINE_FILE = "quarantine.jsonl"
-JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-SHARD_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES
-# Schemes polars' own object-store reader understands (`pl.scan_parquet("s3://...")`).
-POLARS_SCHEMES = (
-    "s3",
-    "s3a",
-    "gs",
-    "gcs",
-    "az",
-    "azure",
-    "abfs",
-    "abfss",
-    "adl",
-    "hf",
-    "http",
-    "https",
-    "file",
-)
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
-_GLOB_CHARS = re.compile(r"[*?\[]")
-
-
-# ------------------------------------------------------------------------------------------ shards
-
-
-@dataclass(frozen=True)
-class Shard:
-    """One input file: where it is, how it is read and the partition name it becomes."""
-
-    uri: str  # a local path or a URL
-    name: str  # partition name: the path below the common root, suffix removed, safe characters only
-    kind: str  # "jsonl" (any log format the readers know, optionally gzipped) or "parquet" (canonical)
-    index: int  # position in the sorted shard list: earlier shards win duplicate call ids
-    size: int | None = None  # bytes, where known
-
-    @property
-    def remote(self) -> bool:
-        return _scheme(self.uri) not in (None, "file")
-
-
-def _scheme(uri: str) -> str | None:
-    m = _SCHEME.match(uri)
-    return m.group(1).lower() if m else None
-
-
-def _kind(name: str) -> str | None:
-    low = name.lower()
-    if low.endswith(PARQUET_SUFFIXES):
-        return "parquet"
-    if low.endswith(JSONL_SUFFIXES):
-        return "jsonl"
-    return None
-
-
-def _strip_suffix(name: str) -> str:
-    low = name.lower()
-    for suf in sorted(SHARD_SUFFIXES, key=len, reverse=True):
-        if low.endswith(suf):
-            return name[: -len(suf)]
-    return name
-
-
-def _fs(uri: str) -> tuple[Any, str]:
-    try:
-        import fsspec
-    except ImportError as exc:  # pragma: no cover - fsspec comes with the core dependencies' datasets/...
-        from slmlab.config import MissingDependencyError
-
-        raise MissingDependencyError(f"{uri}: reading URLs needs fsspec: pip install fsspec") from exc
-    try:
-        return fsspec.core.url_to_fs(uri)
-    except (ImportError, ValueError) as exc:
-        raise ImportError(
-            f"{uri}: no filesystem for {_scheme(uri)}:// ({exc}); install its fsspec package "
-            "(s3fs for s3://, gcsfs for gs://, adlfs for az://)"
-        ) from exc
-
-
-def _names(uris: list[str], root: str) -> list[str]:
-    out, seen = [], set()
-    for u in uris:
-        rel = u[len(root) :].lstrip("/") if root and u.startswith(root) else u.rsplit("/", 1)[-1]
-        base = re.sub(r"[^A-Za-z0-9._-]+", "_", _strip_suffix(rel)).strip("_") or "shard"
-        name, k = base, 1
-        while name in seen:
-            k += 1
-            name = f"{base}_{k}"
-        seen.add(name)
-        out.append(name)
-    return out
-
-
-def list_shards(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Shard]:
-    """The shards of `source`, sorted by path: a folder (recursive), a glob, a URL (with or without a glob),
-    a single file, or a list of any of these.
-
-    Raises:
-        FileNotFoundError: naming the source that matched no shard file.
-
-    Example:
-        >>> list_shards("logs/")  # doctest: +SKIP
-        [Shard(uri='logs/2026-11-01.jsonl.gz', name='2026-11-01', kind='jsonl', index=0, size=52311)]
-    """
-    sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-    found: list[tuple[str, int | None]] = []
-    roots: list[str] = []
-    for src in sources:
-        src = str(src)
-        if _scheme(src) not in (None, "file") or src.startswith("file://"):
-            fs, path = _fs(src)
-            proto = src.split("://", 1)[0]
-            if _GLOB_CHARS.search(path):
-                hits = sorted(fs.glob(path))
-                root = path[: _GLOB_CHARS.search(path).start()].rsplit("/", 1)[0]
-            elif fs.isdir(path):
-                hits = sorted(p for p in fs.find(path))
-                root = path.rstrip("/")
-            elif fs.exists(path):
-                hits, root = [path], path.rsplit("/", 1)[0]
-            else:
-                raise FileNotFoundError(f"{src}: no such shard file or folder")
-            files = [h for h in hits if _kind(h) and not h.rsplit("/", 1)[-1].startswith(("_", "."))]
-            if not files:
-                raise FileNotFoundError(f"{src}: no {'/'.join(SHARD_SUFFIXES)} shard files there")
-            for h in files:
-                info = fs.info(h)
-                uri = h if _scheme(h) else f"{proto}://{h.lstrip('/') if proto != 'file' else h}"
-                found.append((uri, info.get("size")))
-            roots.append(f"{proto}://{root.lstrip('/') if proto != 'file' else root}")
-            continue
-        p = Path(src).expanduser()
-        if _GLOB_CHARS.search(src):
-            hits = sorted(Path(h) for h in globlib.glob(str(p), recursive=True))
-            root = str(Path(src[: _GLOB_CHARS.search(src).start()]).expanduser())
-            root = root if root.endswith("/") else str(Path(root).parent)
-        elif p.is_dir():
-            hits, root = sorted(f for f in p.rglob("*")), str(p)
-        elif p.is_file():
-            hits, root = [p], str(p.parent)
-        else:
-            raise FileNotFoundError(f"{src}: no such shard file or folder")
-        files = [h for h in hits if h.is_file() and _kind(h.name) and not h.name.startswith(("_", "."))]
-        if not files:
-            raise FileNotFoundError(f"{src}: no {'/'.join(SHARD_SUFFIXES)} shard files there")
-        found += [(str(h), h.stat().st_size) for h in files]
-        roots.append(str(Path(root)))
-    uris = [u for u, _ in found]
-    if len(set(uris)) < len(uris):
-        seen: set[str] = set()
-        found = [(u, s) for u, s in found if not (u in seen or seen.add(u))]
-        uris = [u for u, _ in found]
-    root = os.path.commonpath([r for r in roots]) if all(not _scheme(r) for r in roots) else ""
-    if len(roots) == 1:
-        root = roots[0]
-    names = _names(uris, root.rstrip("/") + "/" if root else "")
-    return [
-        Shard(uri=u, name=n, kind=_kind(u) or "jsonl", index=i, size=s)
-        for i, ((u, s), n) in enumerate(zip(found, names, strict=True))
-    ]
 
 
 # ------------------------------------------------------------------------------------------ progress
@@ -610,167 +456,3 @@ def ingest_shards(
     finally:
         bar.close()
     return finish_table(out, results, source)
-
-
-# ------------------------------------------------------------------------------------------ profile, curate
-
-# The columns `slmlab.collect.profile` reads (summary, profile_calls, by_tool, latency_table, the plots).
-# `response_text` is read only as null / not null there, unless a profile groups by "action" (an action
-# can be written in the text: `slmlab.schema.action_expr`). Every other column (prompts, ids, file names)
-# stays on disk: a text-free scan never decodes the prompts.
-PROFILE_COLUMNS = (
-    "session_id",
-    "agent",
-    "model",
-    "timestamp",
-    "tool_name",
-    "n_tool_calls",
-    "input_tokens",
-    "cached_input_tokens",
-    "output_tokens",
-    "tokens_estimated",
-    "latency_ms",
-    "cost_usd",
-    "cost_estimated",
-    "status",
-    "finish_reason",
-)
-
-
-def profile_frame(calls: pl.LazyFrame | ShardedTable, keep: Sequence[str] = ()) -> pl.DataFrame:
-    """The call table as the profile functions need it, from a lazy scan: every `CALL_SCHEMA` column, but
-    only `PROFILE_COLUMNS` and `keep` read; `response_text` as "" where present (null where absent) unless
-    kept; everything else null.
-
-    Memory: a few hundred bytes per call whatever the texts weigh; the prompt column is never decoded.
-
-    Example:
-        >>> profile_frame(ShardedTable.open("runs/nov/calls"), keep=("task_label",)).height  # doctest: +SKIP
-    """
-    lf = calls.scan() if isinstance(calls, ShardedTable) else calls
-
-    def col(c: str, dtype: pl.DataType) -> pl.Expr:
-        if c in PROFILE_COLUMNS or c in keep:
-            return pl.col(c)
-        if c == "response_text":
-            return pl.when(pl.col(c).is_not_null()).then(pl.lit("")).alias(c)
-        return pl.lit(None, dtype=dtype).alias(c)
-
-    return lf.select([col(c, t) for c, t in CALL_SCHEMA.items()]).collect(engine="streaming")
-
-
-@dataclass(frozen=True)
-class TableProfile:
-    """`slmlab.collect.profile` on a lazily scanned table: the summary and the per-group table."""
-
-    summary: Any  # slmlab.collect.profile.CallSummary
-    by_group: pl.DataFrame
-    frame: pl.DataFrame  # the text-free frame both were computed from (for more profile calls / plots)
-
-
-def profile_table(
-    calls: pl.LazyFrame | ShardedTable | str | os.PathLike,
-    by: str | Sequence[str] = ("model", "agent"),
-    calls_per_day: float | None = None,
-) -> TableProfile:
-    """Profile a partitioned (or any lazily scanned) call table without loading its texts (grouping by
-    "action" reads `response_text`, where a text answer can name its action).
-
-    Example:
-        >>> prof = profile_table("runs/nov/calls")  # doctest: +SKIP
-        >>> print(prof.summary)  # doctest: +SKIP
-    """
-    from slmlab.collect.profile import profile_calls, summary
-
-    if isinstance(calls, (str, os.PathLike)):
-        calls = ShardedTable.open(calls)
-    groups = [by] if isinstance(by, str) else list(by)
-    keep = [g for g in groups if g in CALL_SCHEMA] + (["response_text"] if "action" in groups else [])
-    frame = profile_frame(calls, keep=keep)
-    return TableProfile(summary(frame, calls_per_day=calls_per_day), profile_calls(frame, by=by), frame)
-
-
-def curate_partitions(
-    table: ShardedTable | str | os.PathLike,
-    out_dir: str | os.PathLike,
-    config: Any = None,
-    map_fn: Callable[..., list[dict[str, Any]]] | None = None,
-) -> CuratedTable:
-    """Curate a sharded table one partition at a time, into `out_dir/shard=<name>/{calls,audit,dropped}`.
-
-    Each partition is curated alone with `slmlab.curate.curate` (the same config, so the same salt: a
-    session id hashes to the same pseudonym in every partition). What "alone" means: exact and near
-    duplicates are found within a partition, and ids / names `curate` learns from a partition's tool
-    arguments are redacted within that partition. Shard by session or by day, so that a conversation stays
-    in one partition, and the result equals curating the whole table where duplicates don't cross days.
-
-    Args:
-        table: a `ShardedTable` or its folder.
-        out_dir: where the curated partitions go.
-        config: a `slmlab.curate.CurateConfig` (default: its defaults).
-        map_fn: how to run the per-partition jobs: `map_fn(func, list_of_kwargs) -> list_of_results`
-            (default: in this process, one after another; `slmlab.pipeline.distributed` passes a Dask map).
-
-    Returns:
-        A `CuratedTable` with per-partition and total counts.
-    """
-    if not isinstance(table, ShardedTable):
-        table = ShardedTable.open(table)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = [
-        {"part": str(p), "out_dir": str(out / p.parent.name), "config": config} for p in table.partitions()
-    ]
-    run = map_fn or (lambda f, kws: [f(**kw) for kw in kws])
-    results = run(curate_partition, jobs)
-    doc = {"source": str(table.path), "partitions": results}
-    (out / MANIFEST).write_text(json.dumps(doc, indent=1, default=str))
-    return CuratedTable(out, tuple(results))
-
-
-def curate_partition(part: str, out_dir: str, config: Any = None) -> dict[str, Any]:
-    """Curate one partition file into `out_dir` (calls.parquet, audit.parquet, dropped.parquet); its counts."""
-    from slmlab.curate import curate
-
-    t0 = time.perf_counter()
-    calls = pl.read_parquet(part)
-    res = curate(calls, config)
-    o = Path(out_dir)
-    o.mkdir(parents=True, exist_ok=True)
-    res.calls.write_parquet(o / "calls.parquet", compression="zstd")
-    res.audit.write_parquet(o / "audit.parquet")
-    res.dropped.write_parquet(o / "dropped.parquet")
-    dropped = dict(res.dropped.group_by("reason").len().iter_rows()) if res.dropped.height else {}
-    return {
-        "partition": Path(part).parent.name,
-        "calls_in": calls.height,
-        "calls_out": res.calls.height,
-        "dropped": dropped,
-        "redactions": res.audit.height,
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-
-
-@dataclass(frozen=True)
-class CuratedTable:
-    """A curated, partitioned call table: `scan()` the calls, `totals()` the counts."""
-
-    path: Path
-    partitions: tuple[dict[str, Any], ...]
-
-    def scan(self, what: str = "calls") -> pl.LazyFrame:
-        """`what` = "calls", "audit" or "dropped", over all partitions, lazily."""
-        files = [self.path / p["partition"] / f"{what}.parquet" for p in self.partitions]
-        return pl.scan_parquet(files) if files else pl.LazyFrame()
-
-    def totals(self) -> dict[str, Any]:
-        dropped: dict[str, int] = {}
-        for p in self.partitions:
-            for k, v in p["dropped"].items():
-                dropped[k] = dropped.get(k, 0) + v
-        return {
-            "calls_in": sum(p["calls_in"] for p in self.partitions),
-            "calls_out": sum(p["calls_out"] for p in self.partitions),
-            "redactions": sum(p["redactions"] for p in self.partitions),
-            "dropped": dict(sorted(dropped.items())),
-        }

@@ -44,15 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slmlab.collect.shards import (
-    CuratedTable,
-    ShardedTable,
-    curate_partitions,
-    finish_table,
-    ingest_shard,
-    list_shards,
-)
+from slmlab.collect.shards import ShardedTable, finish_table, ingest_shard, list_shards
 from slmlab.config import require
+from slmlab.curate.partitions import CuratedTable, curate_partitions
 
 
 def _distributed() -> Any:
