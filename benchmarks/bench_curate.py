@@ -96,7 +96,7 @@ def _rows(sentences: list[tuple[str, str]]) -> pl.DataFrame:
     return conform(pl.DataFrame(rows))
 
 
-def main(quick: bool) -> None:
+def main(quick: bool, timing_only: bool = False, skip_profiles: bool = False) -> None:
     print(
         f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs)"
     )
@@ -135,7 +135,9 @@ def main(quick: bool) -> None:
         print(f"ratio ner / before: {min(times['ner']) / base:.2f}x (goal <= 3x); with the model load "
               f"{(min(times['ner']) + t_load) / base:.2f}x; patterns / before: {min(times['patterns']) / base:.2f}x")  # fmt: skip
 
-        files = [tau] + (tau2[:3] if quick else tau2)
+        if timing_only:
+            return
+        files = [tau] + (tau2[:3] if quick else tau2) if not skip_profiles else []
         gold = profile_gold(files)
         tables = {b: [] for b in BACKENDS}
         for f in files:
@@ -145,22 +147,29 @@ def main(quick: bool) -> None:
                 cur = results[b].calls if f == tau else curate(c, _cfg(b)).calls
                 tables[b].append(leak_table(c, cur, g).with_columns(pl.lit(f.name).alias("file")))
         merged = {}
-        for b, parts in tables.items():
+        for b, parts in tables.items() if files else []:
             t = pl.concat(parts).group_by("kind").agg(pl.col("values").sum(), pl.col("left").sum())
             merged[b] = _recall(t)
-        _show(f"2. tau / tau2 profile gold set ({len(files)} files, {gold.height} distinct values)", merged)
+        if files:
+            _show(
+                f"2. tau / tau2 profile gold set ({len(files)} files, {gold.height} distinct values)", merged
+            )
 
         # 5. false positives on clean text
         policy = json.loads(calls["messages"][0])[0]["content"]
         print("\n## 5. false positives on clean text")
+        key = ["source_file", "source_line", "step"]
         for b in BACKENDS:
             cur = results[b].calls
             new_policy = json.loads(cur["messages"][0])[0]["content"]
+            pairs = cur.select(*key, "response_tool_calls").join(
+                calls.select(*key, pl.col("response_tool_calls").alias("raw")), on=key
+            )
             changed, broken, n = 0, 0, 0
             for raw_tc, new_tc in zip(
-                calls["response_tool_calls"].to_list(), cur["response_tool_calls"].to_list(), strict=False
+                pairs["raw"].to_list(), pairs["response_tool_calls"].to_list(), strict=True
             ):
-                if not raw_tc or '"search_' not in raw_tc:
+                if not raw_tc or not new_tc or '"search_' not in raw_tc:
                     continue
                 for a, z in zip(json.loads(raw_tc), json.loads(new_tc), strict=True):
                     n += 1
@@ -210,4 +219,7 @@ def _recall(t: pl.DataFrame) -> pl.DataFrame:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="3 tau2 files and 150 generated sessions")
-    main(ap.parse_args().quick)
+    ap.add_argument("--timing-only", action="store_true", help="section 1 only")
+    ap.add_argument("--skip-profiles", action="store_true", help="skip section 2 (the slowest)")
+    args = ap.parse_args()
+    main(args.quick, args.timing_only, args.skip_profiles)

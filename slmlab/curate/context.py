@@ -36,6 +36,7 @@ Usage:
 
 from __future__ import annotations
 
+import functools
 import re
 
 _MONTH = (
@@ -202,11 +203,18 @@ def extend_name(text: str, start: int, end: int, stop: frozenset[str] = NOT_NAME
 def context_spans(text: str) -> list[tuple[int, int, str, str]]:
     """`(start, end, entity, rule)` of every context-keyed value in `text` (the value only, not its cue).
 
+    Cached per string: `curate` asks for each distinct string twice (to learn values, then to redact).
+
     Example:
         >>> text = "DOB of 02.03.1957, zip 78750, name: Ana Silva"
         >>> [text[s:e] for s, e, *_ in context_spans(text)]
         ['02.03.1957', '78750', 'Ana Silva']
     """
+    return list(_context_spans(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _context_spans(text: str) -> tuple[tuple[int, int, str, str], ...]:
     out = []
     for rule, rx in CONTEXT_RX.items():
         for m in rx.finditer(text):
@@ -223,4 +231,9 @@ def context_spans(text: str) -> list[tuple[int, int, str, str]]:
             elif rule == "query_param" and value.startswith("<"):
                 continue
             out.append((start, end, CONTEXT_ENTITY[rule], rule))
-    return out
+    return tuple(out)
+
+
+def clear_cache() -> None:
+    """Forget the cached cue matches (they hold original values); `curate` calls it when done."""
+    _context_spans.cache_clear()

@@ -28,7 +28,7 @@ from typing import Any
 import polars as pl
 
 from slmlab.config import home_dir
-from slmlab.curate import filters
+from slmlab.curate import context, filters
 from slmlab.curate.engine import (
     DEFAULT_ADDRESS_KEYS,
     DEFAULT_DOB_KEYS,
@@ -252,6 +252,7 @@ def curate(calls: pl.DataFrame, config: CurateConfig | None = None) -> CurateRes
                 oid = out_id(cid)
                 audit_rows += [(oid, col, f"{col}{p}", rule, ent, ph, n) for p, rule, ent, ph, n in found]
         new_cols[col] = out
+    context.clear_cache()  # the per-string cache of cue matches holds original values: drop it now
     curated = kept.with_columns([pl.Series(c, v, dtype=pl.String) for c, v in new_cols.items()])
     hashed = [c for c in cfg.hash_columns if c in curated.columns]
     curated = curated.with_columns(
