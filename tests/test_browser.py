@@ -324,7 +324,8 @@ def test_every_notebook_runs_clean_in_the_browser(ran):
         if name.startswith("08"):  # the savings notebook's tables and dashboard fit the output area
             problems += [f"{name}: output wider than the output area: {o}" for o in r["wide"]]
     assert not problems, "\n".join(problems)
-    assert sum(len(r["plots"]) for r in ran["reports"].values()) >= 5, ran["reports"]
+    if len(ran["reports"]) == len(list(NB_DIR.glob("[0-9][0-9]_*.ipynb"))):  # all ran: figures exist
+        assert sum(len(r["plots"]) for r in ran["reports"].values()) >= 5, ran["reports"]
 
 
 def test_fresh_smoke_run_leaves_no_warning_or_stderr_output(ran):
@@ -351,10 +352,14 @@ def test_labeller_shows_the_accepted_clusters_after_run_all_and_clicks_change_st
     # rename
     select.select_option(index=[real[0]])
     name_box = labeller.get_by_placeholder("cluster name")
+    # The kernel answers a selection by filling in the cluster's name: wait for it, then type over it.
+    current = options[real[0]].split("│", 1)[1].split(" · ")[0].strip()
+    _wait_for(lambda: name_box.input_value() == current, "the selected cluster's name in the name box")
     name_box.fill("renamed in the browser")
+    page.wait_for_timeout(500)  # the text syncs to the kernel
     labeller.get_by_role("button", name="Rename").click()
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('select[multiple] option')].some(o => o.textContent.includes('renamed in the browser'))"
+    _wait_for(
+        lambda: any("renamed in the browser" in o for o in _list_options(labeller)), "the list after rename"
     )
     assert any("renamed in the browser" in o for o in _list_options(labeller))
     _wait_for(lambda: len(_labels(ran)["operations"]) == ops_before + 1, "labels.json after rename")
