@@ -194,12 +194,12 @@ def constrained_answers(
     schema constraint (lm-format-enforcer); None elsewhere. Decoding under the constraint costs about
     a second per token on 2 shared cores, so it runs only where it can change the answer."""
     from slmlab.evaluate import build_prompt
-    from slmlab.route.gate import _schema_ok
+    from slmlab.route.gate import schema_ok
     from slmlab.runtime.constrained import tool_call_processor, tools_fingerprint
     from slmlab.runtime.generate import TransformersGenerator
 
     bad = [
-        i for i, g in enumerate(outs) if g.tool_calls and not all(_schema_ok(c, tools) for c in g.tool_calls)
+        i for i, g in enumerate(outs) if g.tool_calls and not all(schema_ok(c, tools) for c in g.tool_calls)
     ]
     bad = bad[: args.max_constrained]
     result: list = [None] * len(outs)
@@ -243,9 +243,10 @@ def run_cascade(split: pl.DataFrame, args, out: Path) -> dict:
     parts, timing = {}, {}
     for name in ("test", "val"):
         calls = split.filter(pl.col("split") == name)
-        if args.n_eval:
-            # a seeded shuffle then the first n: a larger --n-eval keeps these calls (cached answers reused)
-            calls = calls.sample(fraction=1.0, shuffle=True, seed=args.seed).head(args.n_eval)
+        n = args.n_val if name == "val" and args.n_val is not None else args.n_eval
+        if n:
+            # a seeded shuffle then the first n: a larger n keeps these calls (cached answers reused)
+            calls = calls.sample(fraction=1.0, shuffle=True, seed=args.seed).head(n)
         outs, t_gen = generate_answers(calls, adapter, tools, args)
         constrained, t_con = constrained_answers(calls, outs, adapter, tools, args)
         start = time.perf_counter()
@@ -444,7 +445,7 @@ def judged_check() -> dict | None:
         return None
     pairs = [json.loads(line) for line in JUDGED.read_text().splitlines() if line.strip()]
     pairs = [p for p in pairs if p.get("human_agrees") is not None]
-    metric = text_agrees([p["similarity"] for p in pairs])
+    metric = [bool(m) for m in text_agrees([p["similarity"] for p in pairs])]
     human = [bool(p["human_agrees"]) for p in pairs]
     tp = sum(m and h for m, h in zip(metric, human, strict=True))
     fp = sum(m and not h for m, h in zip(metric, human, strict=True))
@@ -452,7 +453,7 @@ def judged_check() -> dict | None:
     sweep = {}
     for t in (0.6, 0.7, 0.75, 0.8, 0.85, 0.9):
         v = text_agrees([p["similarity"] for p in pairs], t)
-        sweep[str(t)] = sum(a == b for a, b in zip(v, human, strict=True)) / len(pairs)
+        sweep[str(t)] = round(float(sum(a == b for a, b in zip(v, human, strict=True)) / len(pairs)), 4)
     return {"pairs": len(pairs), "threshold": TEXT_AGREEMENT_THRESHOLD, "human_agree": sum(human),
             "metric_agree": int(sum(metric)), "accuracy": sum(m == h for m, h in zip(metric, human, strict=True)) / len(pairs),
             "false_accepts": fp, "false_rejects": fn, "true_accepts": tp, "accuracy_by_threshold": sweep}  # fmt: skip
@@ -524,11 +525,33 @@ cost per call ${sav.get("cost_per_call_before_usd") or 0:.5f} → ${sav.get("cos
 escalation share {_pct(sav.get("escalation_share"))}, break-even escalation share {_pct(sav.get("break_even_escalation_share"))}.
 Why calls escalated (the gate's weakest signal): {run.get("escalation_reasons_test")}.
 
-Evaluation time of the test split: {t.get("generate_s", 0) / 60:.1f} min generation ({t.get("calls")} calls, batch 8, bf16,
-cached on re-run) + {t.get("constrained_s", 0) / 60:.1f} min constrained re-decoding ({t.get("constrained_calls")} schema-invalid
-answers) + {t.get("score_s", 0):.0f} s scoring, on {r["machine"]["cpu"]} ({r["machine"]["cores"]} cores, native bf16
-{r["machine"]["native_bf16"]}), shared with other engineers' jobs (load average at the end {r["machine"]["load_avg_at_end"]}).
+Bundle: `export_bundle(..., cascade=router)` writes the gate and threshold (`cascade/`), the agent adapter and
+the vLLM multi-LoRA command (`{(r.get("bundle") or {}).get("serve")}`); loaded back in a fresh process
+(threshold {(r.get("bundle") or {}).get("fresh_process_threshold")}).
+
+Evaluation time: the first, uncached generation passes took {r.get("generation_logs")} (batch 8, bf16,
+64 new tokens); in the run that wrote this JSON the test split took {t.get("generate_s", 0):.0f} s to generate (read from the
+generation cache where the first pass had filled it), {t.get("constrained_s", 0):.0f} s of constrained re-decoding
+({t.get("constrained_calls")} answers) and {t.get("score_s", 0):.0f} s to score, on {r["machine"]["cpu"]} ({r["machine"]["cores"]} cores,
+native bf16 {r["machine"]["native_bf16"]}), shared with other engineers' jobs (load average at the end
+{[round(x, 1) for x in r["machine"]["load_avg_at_end"]]}).
 """
+
+
+def export_cascade_bundle(out: Path) -> dict:
+    """The cascade as a deployable bundle (gate + threshold + the agent adapter, vLLM multi-LoRA command),
+    checked by loading it back in a fresh process."""
+    import subprocess
+    import sys
+
+    from slmlab.pipeline.bundle import export_bundle
+
+    path = export_bundle("bench-taubench-cascade", out / "bundle", cascade=out / "cascade_router")
+    manifest = json.loads((path / "bundle.json").read_text())
+    code = "import sys; from slmlab.pipeline.bundle import load_cascade; r = load_cascade(sys.argv[1]); print(r.threshold)"
+    res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    return {"path": str(path), "cascade": manifest["cascade"] | {"gate": None}, "serve": manifest["serve"],
+            "fresh_process_threshold": res.stdout.strip()}  # fmt: skip
 
 
 def training_info(out: Path, adapter: str | None = None) -> dict:
@@ -579,6 +602,7 @@ def parse_args(argv=None):
     p.add_argument("--readme", default="/work/notes/readme_14.md", help="where --stage report writes")
     p.add_argument("--adapter", default=None, help="agent adapter folder (default: the trained one)")
     p.add_argument("--n-eval", type=int, default=None, help="sample this many val / test calls (all)")
+    p.add_argument("--n-val", type=int, default=None, help="sample this many val calls (default: --n-eval)")
     p.add_argument("--max-constrained", type=int, default=by_scale(0, 0, 400),
                    help="most schema-invalid answers re-decoded under the constraint")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
@@ -602,6 +626,14 @@ def main(argv=None) -> None:
     if args.stage == "report":
         r = json.loads((RESULTS / "taubench_swap.json").read_text())
         r["text_metric_check"] = judged_check()
+        if (out / "cascade_router" / "router.json").exists():
+            r["bundle"] = export_cascade_bundle(out)
+        # first (uncached) generation passes, as their logs recorded them: a re-run reads the cache
+        import re
+
+        r["generation_logs"] = sorted(
+            {m for log in out.glob("*.log") for m in re.findall(r"\[(?:test|val)\] \d+ calls: generated in \d+s", log.read_text(errors="replace"))}
+        )  # fmt: skip
         (RESULTS / "taubench_swap.json").write_text(json.dumps(r, indent=1, default=str))
         Path(args.readme).write_text(readme_text(r))
         print(readme_text(r))

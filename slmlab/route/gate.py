@@ -104,7 +104,8 @@ def _tool_schema(tools: list[dict[str, Any]] | None, name: str | None) -> dict[s
     return None
 
 
-def _schema_ok(call: dict[str, Any], tools: list[dict[str, Any]] | None) -> bool:
+def schema_ok(call: dict[str, Any], tools: list[dict[str, Any]] | None) -> bool:
+    """A tool call names one of `tools` and its arguments validate against that tool's JSON schema."""
     if call.get("name") is None:
         return False
     schema = _tool_schema(tools, call.get("name"))
@@ -164,7 +165,7 @@ def answer_features(
         if pos >= 0 and lps:
             arg_lps.append(_span_logprob(ends, lps, pos, pos + len(needle)))
     feats["lp_args_min"] = float(min(arg_lps)) if arg_lps else 0.0
-    feats["schema_valid"] = float(all(_schema_ok(c, tools) for c in calls))
+    feats["schema_valid"] = float(all(schema_ok(c, tools) for c in calls))
     ids = [str(v) for v in _values(args) if isinstance(v, str) and ID_RE.fullmatch(str(v))]
     feats["ids_in_prompt"] = float(np.mean([i in prompt_text for i in ids])) if ids else 1.0
     return feats
@@ -375,6 +376,7 @@ __all__ = [
     "calibrate_threshold",
     "cross_fit_scores",
     "gate_features",
+    "schema_ok",
     "text_agrees",
     "wilson_interval",
 ]
