@@ -93,16 +93,19 @@ _STATES = (
 # A person's name: 1-4 capitalized tokens, with the particles and apostrophes of several naming cultures.
 _NAME_TOK = r"(?:[A-Z][a-z'’]*[A-Z]?[a-z'’]+|[A-Z]\.|O['’][A-Z][a-z]+|Mc[A-Z][a-z]+)"
 _PARTICLE = r"(?:de|del|da|dos|das|di|du|van|von|der|den|la|le|bin|binti|ibn|al|el|ben|bint|y|zu)"
-NAME = rf"{_NAME_TOK}(?:(?:\s+|-)(?:{_PARTICLE}\s+|{_PARTICLE}-)?{_NAME_TOK}){{0,3}}"
+NAME = rf"{_NAME_TOK}(?:(?:[ \t]+|-)(?:{_PARTICLE}[ \t]+|{_PARTICLE}-)?{_NAME_TOK}){{0,3}}"
 _NAME_CUE = (
-    r"(?:\b(?i:my\s+name\s+is|name\s+is|name's|named|called|name\s*[:=]|full\s+name\s*(?:is|[:=])?|"
-    r"(?:patient|member|passenger|customer|client|caller|user|subscriber|beneficiary|employee|guest|"
+    # A role noun in lower case only: "the passenger Mia Li", not the heading "**Passenger Change**".
+    r"(?:\b(?:patient|member|passenger|customer|client|caller|user|subscriber|beneficiary|employee|guest|"
     r"traveller|traveler|resident|person|individual|son|daughter|wife|husband|mother|father|spouse)"
-    r"(?:'s)?(?:\s+name)?(?:\s+(?:is|was|[:=]))?|with\s+(?:the\s+)?name(?:\s+of)?|under\s+(?:the\s+)?name|"
+    r"(?:'s)?(?:\s+name)?(?:\s+(?:is|was|[:=]))?|"
+    r"\b(?i:my\s+name\s+is|name\s+is|name's|named|called|name\s*[:=]|full\s+name\s*(?:is|[:=])?|"
+    r"(?:patient|passenger|customer|member)(?:'s)?\s+name(?:\s+(?:is|was|[:=]))?|"
+    r"with\s+(?:the\s+)?name(?:\s+of)?|under\s+(?:the\s+)?name|"
     r"name\s+of|for\s+(?:a\s+)?patient|surname\s*(?:is|[:=])?|first\s+name\s*(?:is|[:=])?|"
     r"last\s+name\s*(?:is|[:=])?|given\s+name\s*(?:is|[:=])?|family\s+name\s*(?:is|[:=])?|"
     r"signed|regards|sincerely|thanks|cheers)|\b(?:Mr|Mrs|Ms|Mx|Dr|Miss|Prof|Sir|Madam|Mme|Herr|Frau|Sr|Sra)\.?)"
-    r"[\s,:\"']+"
+    r"[ \t,:\"']+"  # the name on the same line as its cue
 )
 
 #: name -> compiled regex whose group 1 is the value (kept in the order they are tried)

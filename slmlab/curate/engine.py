@@ -125,7 +125,13 @@ def trie_regex(words: list[str]) -> str:
 
 
 def _name_ok(v: str) -> bool:
-    return len(v) >= 2 and v[0].isupper() and v not in NAME_STOPWORDS and not any(c.isdigit() for c in v)
+    return (
+        len(v) >= 2
+        and v[0].isupper()
+        and not v.isupper()  # all capitals: an airport or ticker code far more often than a name
+        and v not in NAME_STOPWORDS
+        and not any(c.isdigit() for c in v)
+    )
 
 
 class Engine:

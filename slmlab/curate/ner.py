@@ -64,7 +64,7 @@ def clean_entity(value: str) -> str | None:
     if len(v) < 2 or _BAD_CHARS.search(v) or not any(c.isupper() for c in v) or "\n" in v:
         return None
     toks = v.split()
-    if len(toks) > 5 or all(t in NOT_NAMES for t in toks):
+    if len(toks) > 5 or all(t in NOT_NAMES or t.isupper() for t in toks):  # "JFK", "SFO": codes, not names
         return None
     return v
 
