@@ -161,8 +161,7 @@ def test_the_run_split_is_made_once_and_then_only_read(store):
 def _fake_adapter(store: RunStore, cluster: int, calls: pl.DataFrame) -> str:
     """An adapter folder with exactly the provenance files `finetune` writes (weights are not needed to
     test the checks, which run before any weight is loaded)."""
-    from slmlab.specialize.finetune import ADAPTER_CONFIG, write_training_calls
-    from slmlab.specialize.provenance import adapter_provenance
+    from slmlab.specialize.provenance import ADAPTER_CONFIG, adapter_provenance, write_training_calls
 
     folder = store.adapter_dir(cluster)
     folder.mkdir(parents=True, exist_ok=True)

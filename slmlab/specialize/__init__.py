@@ -8,15 +8,13 @@ Usage:
 
 from slmlab.specialize.export import export_gguf, find_gguf_converter, merge_and_save
 from slmlab.specialize.finetune import (
-    ADAPTER_CONFIG,
     FinetuneConfig,
     FinetuneResult,
     batch_schedule,
-    budget_of,
     evaluate_loss,
     finetune,
-    read_adapter_config,
 )
+from slmlab.specialize.provenance import ADAPTER_CONFIG, budget_of, read_adapter_config
 from slmlab.specialize.report import memory_stats, plot_history, side_by_side
 from slmlab.specialize.sft_data import (
     DEFAULT_BUDGET,

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from slmlab.config import MissingDependencyError, require
-from slmlab.specialize.finetune import ADAPTER_CONFIG, read_adapter_config
+from slmlab.specialize.provenance import ADAPTER_CONFIG, read_adapter_config
 
 CONVERTER = "convert_hf_to_gguf.py"
 

@@ -17,19 +17,29 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from slmlab.config import home_dir, require, seed_everything
+from slmlab.specialize.checkpoints import (
+    _checkpoints,
+    _history_frame,
+    _read_history,
+    _restore,
+    _save_checkpoint,
+)
+from slmlab.specialize.provenance import (
+    write_adapter_config,
+    write_training_calls,
+)
 from slmlab.specialize.sft_data import (
     IGNORE_INDEX,
     SFTDataset,
@@ -39,8 +49,6 @@ from slmlab.specialize.sft_data import (
     unpacked_rows,
 )
 
-ADAPTER_CONFIG = "slmlab_adapter.json"
-TRAINING_CALLS = "training_calls.json"  # ids of the calls an adapter was trained and validated on
 HISTORY_FILE = "history.jsonl"
 
 
@@ -251,100 +259,6 @@ def batch_schedule(n_rows: int, batch_size: int, seed: int) -> Callable[[int], l
         return cache[epoch][j * batch_size : (j + 1) * batch_size]
 
     return rows_of
-
-
-def _checkpoints(run_dir: Path) -> list[Path]:
-    ckpt = run_dir / "checkpoints"
-    found = [p for p in ckpt.glob("step-*") if (p / "state.pt").exists()] if ckpt.is_dir() else []
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
-def _rng_state() -> dict[str, Any]:
-    import numpy as np
-    import torch
-
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    import numpy as np
-    import torch
-
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# Settings that must match for a checkpoint to be resumed (others, e.g. max_steps or save_every, may change).
-_RESUME_KEYS = (
-    "base_model",
-    "method",
-    "r",
-    "alpha",
-    "target_modules",
-    "lr",
-    "batch_size",
-    "grad_accum",
-    "max_len",
-    "packing",
-    "seed",
-)
-
-
-def _save_checkpoint(
-    run_dir: Path, step: int, model: Any, optim: Any, sched: Any, meta: dict, keep: int
-) -> Path:
-    import torch
-
-    final = run_dir / "checkpoints" / f"step-{step:06d}"
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
-    torch.save(
-        {
-            "step": step,
-            "optimizer": optim.state_dict(),
-            "scheduler": sched.state_dict(),
-            "rng": _rng_state(),
-            "meta": meta,
-        },
-        tmp / "state.pt",
-    )
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)  # atomic: a crash while saving leaves the previous checkpoint intact
-    for old in _checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def _read_history(path: Path, up_to: int | None = None) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if up_to is None or r["step"] <= up_to]
-
-
-def _history_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    schema = {
-        "step": pl.Int64,
-        "epoch": pl.Float64,
-        "loss": pl.Float64,
-        "eval_loss": pl.Float64,
-        "lr": pl.Float64,
-        "tokens": pl.Int64,
-        "tokens_per_s": pl.Float64,
-        "step_s": pl.Float64,
-        "example_ids": pl.List(pl.String),
-    }
-    if not rows:
-        return pl.DataFrame(schema=schema)
-    return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema)
 
 
 def target_loss(model: Any, batch: dict[str, Any]) -> Any:
@@ -614,30 +528,6 @@ def finetune(
     )
 
 
-def _restore(checkpoint: Path, model: Any, optim: Any, sched: Any, meta: dict[str, Any]) -> int:
-    torch = require("torch", "train")
-    peft = require("peft", "train")
-    state = torch.load(checkpoint / "state.pt", weights_only=False)
-    old = state["meta"]
-    if old["data_hash"] != meta["data_hash"]:
-        raise ValueError(
-            f"checkpoint {checkpoint} was trained on other data ({old['data_hash']} != {meta['data_hash']}); use resume=False"
-        )
-    changed = [k for k in _RESUME_KEYS if old["config"].get(k) != meta["config"].get(k)]
-    if changed:
-        raise ValueError(
-            f"checkpoint {checkpoint} used other settings for {changed}; use resume=False or another output_dir"
-        )
-    from safetensors.torch import load_file
-
-    weights = load_file(str(checkpoint / "adapter_model.safetensors"))
-    peft.set_peft_model_state_dict(model, weights)
-    optim.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    _set_rng_state(state["rng"])
-    return int(state["step"])
-
-
 def _examples_hash(train: Sequence[SFTExample], val: Sequence[SFTExample]) -> str:
     import hashlib
 
@@ -645,63 +535,3 @@ def _examples_hash(train: Sequence[SFTExample], val: Sequence[SFTExample]) -> st
     for ex in list(train) + [None] + list(val):
         digest.update(b"|" if ex is None else f"{ex.call_id}:{ex.n_prompt}:{ex.input_ids}".encode())
     return digest.hexdigest()[:16]
-
-
-def write_adapter_config(
-    adapter_dir: Path,
-    config: FinetuneConfig,
-    data_hash: str,
-    metrics: dict[str, Any],
-    dataset: SFTDataset | None = None,
-    provenance: dict[str, Any] | None = None,
-) -> Path:
-    """Write `slmlab_adapter.json`: what the adapter was trained on and how, so it can be reproduced and
-    evaluated with the same prompt budget and tool list."""
-    import slmlab
-
-    doc = {
-        "slmlab_version": getattr(slmlab, "__version__", "unknown"),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "base_model": config.base_model,
-        "method": config.method,
-        "cluster_id": config.cluster_id,
-        "data_hash": data_hash,
-        "hyperparameters": asdict(config),
-        "prompt_budget": dataset.budget_dict() if dataset else None,
-        "tools": dataset.tools if dataset else None,
-        "max_len": dataset.max_len if dataset else config.max_len,
-        "metrics": metrics,
-        "provenance": provenance or {},
-    }
-    path = Path(adapter_dir) / ADAPTER_CONFIG
-    path.write_text(json.dumps(doc, indent=2, default=str))
-    return path
-
-
-def write_training_calls(
-    adapter_dir: Path, train: Sequence[SFTExample], val: Sequence[SFTExample] = ()
-) -> Path:
-    """Write `training_calls.json`: the ids of the calls the adapter was trained on (and validated on), so
-    evaluation can assert that none of them is scored."""
-    doc = {"train": sorted({ex.call_id for ex in train}), "val": sorted({ex.call_id for ex in val})}
-    path = Path(adapter_dir) / TRAINING_CALLS
-    path.write_text(json.dumps(doc, indent=0))
-    return path
-
-
-def read_adapter_config(adapter_dir: str | os.PathLike) -> dict[str, Any]:
-    """The `slmlab_adapter.json` of an adapter (or merged model) folder."""
-    return json.loads((Path(adapter_dir) / ADAPTER_CONFIG).read_text())
-
-
-def budget_of(adapter_dir: str | os.PathLike) -> Any:
-    """The `PromptBudget` an adapter was trained with, to render evaluation prompts the same way.
-
-    Example:
-        >>> budget = budget_of(result.adapter_dir)  # doctest: +SKIP
-    """
-    from slmlab.runtime.chat_format import PromptBudget
-
-    saved = read_adapter_config(adapter_dir).get("prompt_budget") or {}
-    known = {f.name for f in fields(PromptBudget)}
-    return PromptBudget(**{k: v for k, v in saved.items() if k in known})

@@ -116,7 +116,7 @@ class DistributedRun:
             self.accelerator.load_state(str(checkpoint / ACCELERATE_STATE))
         rng = checkpoint / RANK_RNG.format(rank=self.rank) if checkpoint is not None else None
         if rng is not None and rng.exists():
-            from slmlab.specialize.finetune import _set_rng_state
+            from slmlab.specialize.checkpoints import _set_rng_state
 
             _set_rng_state(torch.load(rng, weights_only=False))
         elif checkpoint is None and self.rank > 0:
@@ -148,7 +148,7 @@ class DistributedRun:
         (and, under FSDP / DeepSpeed, accelerate's sharded state) into the same folder."""
         import torch
 
-        from slmlab.specialize.finetune import _rng_state
+        from slmlab.specialize.checkpoints import _rng_state
 
         full = self._saveable(model)
         final = None

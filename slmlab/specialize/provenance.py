@@ -15,15 +15,20 @@ Usage:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, fields
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from slmlab.runs import RunStore, ids_fingerprint
-from slmlab.specialize.finetune import ADAPTER_CONFIG, TRAINING_CALLS
 from slmlab.specialize.splits import LeakageError
+
+ADAPTER_CONFIG = "slmlab_adapter.json"
+TRAINING_CALLS = "training_calls.json"  # ids of the calls an adapter was trained and validated on
 
 
 class StaleAdapterError(RuntimeError):
@@ -118,7 +123,74 @@ def assert_not_trained_on(adapter_dir: str | Path, scored_ids: Iterable[str]) ->
         )
 
 
+# ------------------------------------------------------------------------------------------ the adapter files
+
+
+def write_adapter_config(
+    adapter_dir: Path,
+    config: Any,
+    data_hash: str,
+    metrics: dict[str, Any],
+    dataset: Any = None,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """Write `slmlab_adapter.json`: what the adapter was trained on and how, so it can be reproduced and
+    evaluated with the same prompt budget and tool list."""
+    import slmlab
+
+    doc = {
+        "slmlab_version": getattr(slmlab, "__version__", "unknown"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "base_model": config.base_model,
+        "method": config.method,
+        "cluster_id": config.cluster_id,
+        "data_hash": data_hash,
+        "hyperparameters": asdict(config),
+        "prompt_budget": dataset.budget_dict() if dataset else None,
+        "tools": dataset.tools if dataset else None,
+        "max_len": dataset.max_len if dataset else config.max_len,
+        "metrics": metrics,
+        "provenance": provenance or {},
+    }
+    path = Path(adapter_dir) / ADAPTER_CONFIG
+    path.write_text(json.dumps(doc, indent=2, default=str))
+    return path
+
+
+def write_training_calls(adapter_dir: Path, train: Sequence[Any], val: Sequence[Any] = ()) -> Path:
+    """Write `training_calls.json`: the ids of the calls the adapter was trained on (and validated on), so
+    evaluation can assert that none of them is scored."""
+    doc = {"train": sorted({ex.call_id for ex in train}), "val": sorted({ex.call_id for ex in val})}
+    path = Path(adapter_dir) / TRAINING_CALLS
+    path.write_text(json.dumps(doc, indent=0))
+    return path
+
+
+def read_adapter_config(adapter_dir: str | os.PathLike) -> dict[str, Any]:
+    """The `slmlab_adapter.json` of an adapter (or merged model) folder."""
+    return json.loads((Path(adapter_dir) / ADAPTER_CONFIG).read_text())
+
+
+def budget_of(adapter_dir: str | os.PathLike) -> Any:
+    """The `PromptBudget` an adapter was trained with, to render evaluation prompts the same way.
+
+    Example:
+        >>> budget = budget_of(result.adapter_dir)  # doctest: +SKIP
+    """
+    from slmlab.runtime.chat_format import PromptBudget
+
+    saved = read_adapter_config(adapter_dir).get("prompt_budget") or {}
+    known = {f.name for f in fields(PromptBudget)}
+    return PromptBudget(**{k: v for k, v in saved.items() if k in known})
+
+
 __all__ = [
+    "ADAPTER_CONFIG",
+    "TRAINING_CALLS",
+    "budget_of",
+    "read_adapter_config",
+    "write_adapter_config",
+    "write_training_calls",
     "StaleAdapterError",
     "adapter_provenance",
     "assert_not_trained_on",
