@@ -34,7 +34,7 @@ DECODE_TOK_S = 2000  # generated tokens/s summed over the batch
 SLM_PARAMS_B = 0.135  # active parameters of the served SLM, billions (energy estimate)
 ENGINEERING_USD_MONTH = 200.0  # fixed monthly cost of running the SLM stack
 CALLS_PER_MONTH = None  # None: the whole log's observed rate (the replay holds the test split only)
-PRODUCTION_CALLS_PER_MONTH = None  # the volume the savings are stated at; None: 10x the break-even, rounded up
+PRODUCTION_CALLS_PER_MONTH = None  # volume the savings are stated at; None: 10x break-even, rounded (1-2-5)
 NEW_LOG_CALLS = 300 if is_smoke() else 1500  # size of "next month's" logs for the drift check
 
 # %% [markdown]

@@ -73,7 +73,7 @@ class SavingsDashboard:
         prices: the LLM price table.
         calls_per_month: the observed monthly volume (default: the rate in the logs' timestamps).
         scenario_calls_per_month: the production volume the headline and the bars are stated at (default:
-            the power of ten at or above 10x the break-even volume, else above 100x the observed volume).
+            the 1-2-5 round number at or above 10x the break-even volume, else above 100x the observed volume).
 
     Example:
         >>> dash = SavingsDashboard(calls, clusters=[0, 1])  # doctest: +SKIP

@@ -338,15 +338,17 @@ def monthly_volume(result: SavingsResult) -> float:
 
 
 def default_scenario(result: SavingsResult) -> float:
-    """A production volume to state the savings at when none is given: the power of ten at or above 10x
-    the break-even volume (where the fixed cost has become small), else above 100x the observed volume.
+    """A production volume to state the savings at when none is given: the 1-2-5 round number at or above
+    10x the break-even volume (where the fixed cost has become small), else above 100x the observed volume.
 
     Example:
-        >>> # default_scenario(result)  ->  1e6 for a break-even of 73,000 calls/month
+        >>> # default_scenario(result)  ->  1e6 for a break-even of 73,000 calls/month, 2e7 for 1.43 M
     """
     be = result.break_even_calls_per_month
     base = 10 * be if be else 100 * max(monthly_volume(result), 1.0)
-    return float(10 ** math.ceil(math.log10(base)))
+    decade = 10.0 ** math.floor(math.log10(base))
+    # the next stop of the 1-2-5 ladder (the dashboard's volume slider has the same stops)
+    return float(next(m * decade for m in (1, 2, 5, 10) if m * decade >= base * (1 - 1e-9)))
 
 
 def describe_change(before_usd: float, after_usd: float) -> str:
