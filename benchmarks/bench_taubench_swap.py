@@ -386,9 +386,10 @@ def run_baselines(split: pl.DataFrame, out: Path, args) -> dict:
         return None if ok.is_empty() else ok.row(0, named=True)["slm_agreement"]
 
     table = [{"share": float(g), **{n: at(sw, g) for n, sw in sweeps.items()}} for g in grid]
+    # strictly ahead: a tie (e.g. every router at 0% agreement) is not "ahead"
     res["ahead_at_every_share"] = all(
         r["cascade"] is not None
-        and all(r[o] is None or r["cascade"] >= r[o] for o in ("cluster_router", "random"))
+        and all(r[o] is None or r["cascade"] > r[o] for o in ("cluster_router", "random"))
         for r in table
     )
     res["by_share"] = table

@@ -273,6 +273,8 @@ class CascadeGate:
             return [self.feature] * feats.height
         if self.coef_ is None or self.mean_ is None or self.scale_ is None:
             raise RuntimeError("fit the gate first")
+        if not np.any(self.coef_):  # fitted on calls that all agreed (or none did): no signal to name
+            return ["constant_gate"] * feats.height
         contrib = ((self._x(feats) - self.mean_) / self.scale_) * self.coef_
         return [self.features[i] for i in contrib.argmin(axis=1)]
 
