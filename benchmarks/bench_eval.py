@@ -39,8 +39,8 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "tests"))
     from test_evaluate_experiments import tau_bench_calls
 
-    from slmlab.runtime.chat_format import PromptBudget, tools_from_calls
     from slmlab.evaluate import build_prompt, score_calls
+    from slmlab.runtime.chat_format import PromptBudget, tools_from_calls
     from slmlab.runtime.generate import GenerationCache, TransformersGenerator
     from slmlab.specialize.splits import split_by_session
 

@@ -245,4 +245,3 @@ CLUSTER_SCHEMA: dict[str, pl.DataType] = {
 }
 
 CLUSTER_STATUSES = ("unreviewed", "slm_candidate", "keep_llm", "ignore")
-

@@ -21,7 +21,7 @@ from slmlab.evaluate import (
     verdicts,
 )
 from slmlab.runtime.chat_format import PromptBudget, recent_turns_text
-from slmlab.runtime.generate import OpenAICompatibleGenerator
+from slmlab.runtime.endpoint import OpenAICompatibleGenerator
 from slmlab.schema import action_expr, conform
 
 ACTIONS = ["get_reservation_details", "respond", "search_direct_flight", "get_user_details"]
@@ -75,7 +75,10 @@ def test_prompt_text_reads_latest_turns_only():
         },
         {"role": "tool", "name": "get_user_details", "content": "{...}"},
     ]
-    assert recent_turns_text(json.dumps(msgs)) == "assistant: calls get_user_details\ntool get_user_details: {...}"
+    assert (
+        recent_turns_text(json.dumps(msgs))
+        == "assistant: calls get_user_details\ntool get_user_details: {...}"
+    )
 
 
 def test_build_prompt_puts_examples_before_the_conversation():
@@ -165,17 +168,22 @@ def test_matrix_against_an_endpoint_with_task_labels_and_random_icl(tau, echo_se
 
 
 @pytest.fixture(scope="module")
-def lora_adapter(tmp_path_factory):
-    """A real (untrained, B=0) LoRA adapter folder for the bundled model, as specialize would save it."""
+def lora_adapter(tmp_path_factory, tau):
+    """A real (untrained, B=0) LoRA adapter folder for the bundled model, as specialize would save it:
+    with its provenance (cluster fingerprint) and the ids of its training calls (cluster 0's train split)."""
     peft = pytest.importorskip("peft")
     from slmlab.runtime.models import LoadSpec, load_causal_lm
+    from slmlab.specialize.provenance import cluster_fingerprint
 
     model, _ = load_causal_lm("smollm2-135m", LoadSpec(device="cpu"))
     cfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
     folder = tmp_path_factory.mktemp("adapters") / "cluster_0"
     peft.get_peft_model(model, cfg).save_pretrained(folder)
+    provenance = {"cluster_id": 0, "cluster_fingerprint": cluster_fingerprint(tau, 0)}
     (folder / "slmlab_adapter.json").write_text(json.dumps({"base_model": "smollm2-135m", "cluster_id": 0,
-        "prompt_budget": {"max_turns": 2, "max_tokens": 384}, "tools": None}))  # fmt: skip
+        "prompt_budget": {"max_turns": 2, "max_tokens": 384}, "tools": None, "provenance": provenance}))  # fmt: skip
+    train = tau.filter((pl.col("cluster") == 0) & (pl.col("split") == "train"))["call_id"].to_list()
+    (folder / "training_calls.json").write_text(json.dumps({"train": train, "val": []}))
     return folder
 
 

@@ -23,7 +23,8 @@ from slmlab.evaluate import (
     text_similarity,
     token_f1,
 )
-from slmlab.runtime.generate import Generation, GenerationCache, OpenAICompatibleGenerator
+from slmlab.runtime.endpoint import OpenAICompatibleGenerator
+from slmlab.runtime.generate import Generation, GenerationCache
 
 TOOLS = [
     {

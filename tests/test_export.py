@@ -37,9 +37,9 @@ def test_export_without_router_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_bundle_round_trip_in_a_fresh_process(tmp_path, monkeypatch):
     monkeypatch.setenv("SLMLAB_HOME", str(tmp_path / "home"))
+    from slmlab.route import ClusterRouter
     from slmlab.runs import RunStore
     from slmlab.runtime.models import LoadSpec, load_causal_lm
-    from slmlab.route import ClusterRouter
 
     ClusterRouter(threshold=0.1).fit(_calls(), routes={0: "adapters/cluster_0"}).save(
         RunStore("exp").router_dir()

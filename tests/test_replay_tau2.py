@@ -1,4 +1,4 @@
-"""Per-agent replay (`slmlab.route.replay_by_agent`): cost before is the logged cost, to the cent.
+"""Per-agent replay (`slmlab.pipeline.per_agent.replay_by_agent`): cost before is the logged cost, to the cent.
 
 On the tau2-bench logs in ../shared (six agent models, per-message logged costs) every figure of cost
 before is checked against sums read from the raw JSON files with the `json` module, not through slmlab;
@@ -13,7 +13,8 @@ from collections import defaultdict
 import polars as pl
 import pytest
 
-from slmlab.route import AGENT_TABLE_COLUMNS, AgentReplay, replay_by_agent, score_routed
+from slmlab.pipeline.per_agent import AGENT_TABLE_COLUMNS, AgentReplay, replay_by_agent
+from slmlab.pipeline.per_agent_scoring import score_routed
 from slmlab.savings import SelfHostedSLM, slm_cost_per_call
 
 SIX_AGENTS = {

@@ -179,7 +179,7 @@ def _fake_adapter(store: RunStore, cluster: int, calls: pl.DataFrame) -> str:
 
 def test_reclustering_makes_evaluation_refuse_the_old_adapter(store):
     from slmlab.evaluate import load_step_inputs, run_experiments
-    from slmlab.runtime.generate import OpenAICompatibleGenerator
+    from slmlab.runtime.endpoint import OpenAICompatibleGenerator
     from slmlab.specialize.provenance import StaleAdapterError, check_adapter
     from slmlab.specialize.splits import apply_split, make_run_split
 

@@ -7,8 +7,8 @@ import json
 import polars as pl
 import pytest
 
-from slmlab.runtime.chat_format import PromptBudget, evidence_note, fit_messages, render_tool_calls
 from slmlab.config import MissingDependencyError
+from slmlab.runtime.chat_format import PromptBudget, evidence_note, fit_messages, render_tool_calls
 from slmlab.schema import conform
 from slmlab.specialize import (
     ADAPTER_CONFIG,
@@ -334,7 +334,9 @@ def test_pick_targets_prefers_largest_tool_cluster_and_ranked_model(tmp_path, mo
     assert resolve_model(target.base_model) == resolve_model("smollm2-135m")
     assert target.calls.height == 12 and target.calls["tool_name"].null_count() == 0
     store.write_ranking(
-        pl.DataFrame({"cluster": [1], "rank": [1], "hub_id": ["HuggingFaceTB/SmolLM2-135M-Instruct"], "score": [1.0]})
+        pl.DataFrame(
+            {"cluster": [1], "rank": [1], "hub_id": ["HuggingFaceTB/SmolLM2-135M-Instruct"], "score": [1.0]}
+        )
     )
     assert pick_targets(run)[0].base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert [t.cluster for t in pick_targets(run, clusters=[0, 1], base_model="x")] == [0, 1]

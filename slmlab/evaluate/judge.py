@@ -6,7 +6,7 @@ model's answer and rates whether they are equivalent for the user, 0 to 10 (scal
 
 Usage:
     >>> from slmlab.evaluate import LLMJudge
-    >>> from slmlab.runtime.generate import OpenAICompatibleGenerator
+    >>> from slmlab.runtime.endpoint import OpenAICompatibleGenerator
     >>> judge = LLMJudge(OpenAICompatibleGenerator("http://127.0.0.1:8000/v1", "judge-model"))  # doctest: +SKIP
     >>> score_calls(calls, generations, judge=judge)  # doctest: +SKIP
 """

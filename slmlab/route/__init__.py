@@ -11,8 +11,8 @@ Two router families behind one `Router` interface and registry (`ROUTERS`, `regi
 
 `replay.py` pushes logged calls through a router with measured agreement, latency and cost, and traces
 quality against the share of calls kept on the LLM (`threshold_sweep`, `apgr`, `share_at_agreement`);
-`per_agent.py` replays a multi-agent log per agent (`replay_by_agent`) and `scoring.py` measures the SLM
-on a sample of its routed calls (`score_routed`).
+The per-agent replay of a multi-agent log (cluster, route and price each agent's calls) is a whole
+pipeline, so it lives with the main job: `slmlab.pipeline.per_agent`.
 
 Usage:
     >>> from slmlab.route import ClusterRouter, replay, threshold_sweep
@@ -32,7 +32,6 @@ from slmlab.route.gate import (
     text_agrees,
     wilson_interval,
 )
-from slmlab.route.per_agent import AGENT_TABLE_COLUMNS, AgentReplay, replay_by_agent
 from slmlab.route.replay import (
     apgr,
     call_share_for_quality,
@@ -52,14 +51,11 @@ from slmlab.route.routers import (
     register_router,
     select_router,
 )
-from slmlab.route.scoring import score_routed
 
 __all__ = [
-    "AGENT_TABLE_COLUMNS",
     "GATE_FEATURES",
     "ROUTERS",
     "ROUTE_COLUMNS",
-    "AgentReplay",
     "CascadeGate",
     "CascadeRouter",
     "ClusterRouter",
@@ -76,9 +72,7 @@ __all__ = [
     "plot_quality_vs_llm_share",
     "register_router",
     "replay",
-    "replay_by_agent",
     "routed_calls",
-    "score_routed",
     "select_router",
     "share_at_agreement",
     "text_agrees",

@@ -23,7 +23,13 @@ from typing import Any
 
 import polars as pl
 
-from slmlab.runtime.chat_format import PromptBudget, fit_messages, render_prompt, render_target, tools_from_calls
+from slmlab.runtime.chat_format import (
+    PromptBudget,
+    fit_messages,
+    render_prompt,
+    render_target,
+    tools_from_calls,
+)
 from slmlab.schema import parse_messages, parse_tool_calls
 
 IGNORE_INDEX = -100

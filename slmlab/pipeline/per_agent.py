@@ -1,7 +1,7 @@
 """Per-agent replay of a multi-agent log: one router per agent, cost before (logged) and after.
 
 Usage:
-    >>> from slmlab.route.per_agent import replay_by_agent
+    >>> from slmlab.pipeline.per_agent import replay_by_agent
     >>> result = replay_by_agent(tau2_agent_calls, by="model")  # doctest: +SKIP
 """
 

@@ -1,7 +1,7 @@
 """Real SLM scores for a sample of the calls a per-agent replay routed to the SLM (`score_routed`).
 
 Usage:
-    >>> from slmlab.route.scoring import score_routed
+    >>> from slmlab.pipeline.per_agent_scoring import score_routed
     >>> scores = score_routed(result, "smollm2-135m", n_per_cluster=2)  # doctest: +SKIP
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from slmlab.route.per_agent import _EMPTY_SCORES, AgentReplay
+from slmlab.pipeline.per_agent import _EMPTY_SCORES, AgentReplay
 
 
 def score_routed(
