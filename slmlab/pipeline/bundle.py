@@ -131,7 +131,10 @@ per sub-task cluster) or back to the LLM, using only the prompt.
 ```bash
 {chr(10).join(manifest["serve"])}
 ```
-Each adapter is then a model name on the OpenAI-compatible endpoint (`model="cluster_3"`).
+Each adapter is then a model name on the OpenAI-compatible endpoint (`model="cluster_3"`). The lines above
+are relative to this folder and name the base model as slmlab does; on the machine that serves, write the
+checked plan (absolute paths, the adapters' chat template, a LoRA rank vLLM accepts) and a LiteLLM route
+with the LLM as fallback: `python -m slmlab.pipeline.serving . --fallback-model openai/gpt-4o`.
 
 ## Route a call
 ```python
