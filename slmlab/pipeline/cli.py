@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -291,6 +292,26 @@ def workshop(
         raise typer.Exit(1)
 
 
+if TYPE_CHECKING:  # polars is imported inside the commands, so `slmlab --help` stays fast
+    import polars as pl
+
+
+def _read_call_table(calls: Path) -> pl.DataFrame:
+    """A canonical call table from parquet, or a one-line error naming the file and the fix."""
+    import polars as pl
+
+    from slmlab.schema import validate_calls
+
+    if not calls.exists():
+        fail(calls, "no such file", "pass the parquet that `slmlab ingest --out` wrote")
+    try:
+        return validate_calls(pl.read_parquet(calls))
+    except Exception as exc:  # noqa: BLE001 - one line naming the file
+        fail(
+            calls, f"not a call table: {error_line(exc)}", "pass the parquet that `slmlab ingest --out` wrote"
+        )
+
+
 @app.command()
 def curate(
     calls: Path = typer.Argument(..., help="call table parquet (from `slmlab ingest`)"),
@@ -307,18 +328,8 @@ def curate(
 
         from slmlab.curate import CurateConfig, audit_summary
         from slmlab.curate import curate as _curate
-        from slmlab.schema import validate_calls
 
-        if not calls.exists():
-            fail(calls, "no such file", "pass the parquet that `slmlab ingest --out` wrote")
-        try:
-            df = validate_calls(pl.read_parquet(calls))
-        except Exception as exc:  # noqa: BLE001 - one line naming the file
-            fail(
-                calls,
-                f"not a call table: {error_line(exc)}",
-                "pass the parquet that `slmlab ingest --out` wrote",
-            )
+        df = _read_call_table(calls)
         res = _curate(df, CurateConfig(salt=salt, redactor=redactor))
         res.calls.write_parquet(out)
         audit_path = audit or out.with_name(out.stem + ".audit.parquet")
@@ -346,18 +357,8 @@ def cluster(
         import polars as pl
 
         from slmlab.cluster import TaskClusterer, assign_clusters
-        from slmlab.schema import validate_calls
 
-        if not calls.exists():
-            fail(calls, "no such file", "pass the parquet that `slmlab ingest --out` wrote")
-        try:
-            df = validate_calls(pl.read_parquet(calls))
-        except Exception as exc:  # noqa: BLE001 - one line naming the file
-            fail(
-                calls,
-                f"not a call table: {error_line(exc)}",
-                "pass the parquet that `slmlab ingest --out` wrote",
-            )
+        df = _read_call_table(calls)
         if df.height < 2:
             fail(calls, f"{df.height} call(s); clustering needs at least 2")
         clusterer = TaskClusterer(embedder=embedder)
