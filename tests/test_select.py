@@ -200,14 +200,20 @@ def _run_isolated(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+LORA_STEP_TOKENS = (128, 512)
+
+
 @pytest.fixture(scope="module")
 def cpu_measurements() -> dict:
-    """RSS of the bundled model on CPU, in a fresh interpreter so that torch's import and other tests' objects
-    are outside the deltas: after loading + a 512-token forward, then the peak of one LoRA step on 256 tokens."""
+    """Memory of the bundled model on CPU, in a fresh interpreter so that torch's import and other tests' objects
+    are outside the deltas. Inference: RSS after loading + a 512-token forward. Training: torch's own allocator
+    peak (the profiler's running total of live tensor bytes) over two LoRA steps per length, so that AdamW's
+    moments exist during the second backward as in a real run. RSS is too coarse for that part: glibc reuses
+    freed blocks, and CI once measured 0.17 GB of RSS where the allocator's exact peak was 0.21 GB."""
     return _run_isolated(
-        """
-        import ctypes, gc, json, resource, psutil, torch, transformers, peft
-        from transformers import AutoModelForCausalLM, LlamaForCausalLM
+        f"""
+        import gc, json, os, psutil, tempfile, torch, peft
+        from torch.profiler import ProfilerActivity, profile
         from slmlab.runtime.models import LoadSpec, load_causal_lm
         torch.set_num_threads(1)
         proc = psutil.Process(); gc.collect(); before = proc.memory_info().rss
@@ -217,17 +223,22 @@ def cpu_measurements() -> dict:
         infer = proc.memory_info().rss - before
         model.train(); model.gradient_checkpointing_enable(); model.enable_input_require_grads()
         model = peft.get_peft_model(model, peft.LoraConfig(r=16, target_modules="all-linear", task_type="CAUSAL_LM"))
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-        ids = torch.randint(0, 49152, (1, 256))
-        # Hand freed heap back to the OS first: else the step reuses blocks the 512-token forward freed and
-        # its peak shows less than it allocates (seen once under load: 0.18 GB against 0.32 estimated).
-        gc.collect(); ctypes.CDLL("libc.so.6").malloc_trim(0); base = proc.memory_info().rss
-        # ru_maxrss would include the transient peak of loading; reset the high-water mark (Linux) first.
-        open("/proc/self/clear_refs", "w").write("5")
-        model(input_ids=ids, labels=ids).loss.backward(); opt.step()
-        hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
-        peak = int(hwm.split()[1]) * 1024
-        print(json.dumps({"infer_gb": infer / 1e9, "train_extra_gb": (peak - base) / 1e9}))
+        train = {{}}
+        for n in {LORA_STEP_TOKENS}:
+            opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+            ids = torch.randint(0, 49152, (1, n))
+            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+                for _ in range(2):
+                    model(input_ids=ids, labels=ids).loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+            # the chrome trace's "[memory]" events carry the allocator's running total of live bytes
+            path = tempfile.mktemp(suffix=".json"); prof.export_chrome_trace(path)
+            events = json.load(open(path))["traceEvents"]; os.remove(path)
+            mem = sorted((e for e in events if e.get("name") == "[memory]"), key=lambda e: e["ts"])
+            base = mem[0]["args"]["Total Allocated"] - mem[0]["args"]["Bytes"]  # live before the first step
+            peak = max(e["args"]["Total Allocated"] for e in mem) - base
+            train[n] = peak / 1e9
+            del opt; gc.collect()
+        print(json.dumps({{"infer_gb": infer / 1e9, "train_peak_gb": train}}))
         """
     )
 
@@ -238,17 +249,14 @@ def test_inference_rss_matches_estimate(cpu_measurements):
     assert cpu_measurements["infer_gb"] == pytest.approx(est.total_gb, rel=0.2)
 
 
-def test_lora_step_peak_rss_matches_estimate(cpu_measurements):
-    est = estimate_memory("smollm2-135m", "fp32", 256, mode="lora", device="cpu")
-    training = (
-        est.adapters_gb + est.optimizer_gb + est.activations_gb
-    )  # what the step adds to the loaded model
-    # Peak RSS is coarse on CPU: glibc keeps freed blocks and oneDNN adds workspaces, so the band is wide
-    # (0.6x..2x); the CUDA test below checks the same terms against torch's exact allocator peak.
-    assert 0.6 * training <= cpu_measurements["train_extra_gb"] <= 2.0 * training, (
-        cpu_measurements,
-        training,
-    )
+@pytest.mark.parametrize("tokens", LORA_STEP_TOKENS)
+def test_lora_step_allocator_peak_matches_estimate(cpu_measurements, tokens):
+    est = estimate_memory("smollm2-135m", "fp32", tokens, mode="lora", device="cpu")
+    training = est.optimizer_gb + est.activations_gb  # the adapters were allocated before the measurement
+    measured = cpu_measurements["train_peak_gb"][str(tokens)]
+    # Measured on AVX512-BF16 (torch 2.13, transformers 5.25): 0.124 GB vs 0.143 at 128 tokens, 0.378 vs 0.396
+    # at 512. The estimate is an upper bound by the gradients' size (they are allocated after the logits free).
+    assert 0.8 * training <= measured <= 1.05 * training, (measured, training)
 
 
 @pytest.mark.cuda

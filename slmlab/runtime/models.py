@@ -25,16 +25,22 @@ from slmlab.config import cache_dir, require
 
 
 class _KernelsHubNotice(logging.Filter):
-    """Drops one harmless bitsandbytes notice: on AVX512-BF16 CPUs, importing bitsandbytes >= 0.49 tries to
-    fetch a faster CPU nf4 kernel from the Hugging Face `kernels` hub and logs "Failed to load CPU
-    gemm_4bit_forward from kernels-community" when it cannot. slmlab runs offline; bitsandbytes then uses
-    its own CPU kernel, which notebook 00's nf4 check measures. Every other bitsandbytes message passes."""
+    """Drops the harmless notices of one optional speed-up: on AVX512-BF16 CPUs, importing bitsandbytes >= 0.49
+    tries to fetch a faster CPU nf4 kernel (`kernels-community/quantization-bitsandbytes`) from the Hugging Face
+    `kernels` hub. Offline, `kernels` >= 0.19 logs "Skipping publisher trust check for '...'" and bitsandbytes
+    "Failed to load CPU gemm_4bit_forward from kernels-community". slmlab runs offline; bitsandbytes then uses
+    its own CPU kernel, which notebook 00's nf4 check measures. Every other message of both loggers passes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "gemm_4bit_forward from kernels-community" not in record.getMessage()
+        text = record.getMessage()
+        return not (
+            "gemm_4bit_forward from kernels-community" in text
+            or ("publisher trust check" in text and "kernels-community/quantization-bitsandbytes" in text)
+        )
 
 
-logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_KernelsHubNotice())
+for _name in ("bitsandbytes.backends.cpu.ops", "kernels._internals.hf_hub"):
+    logging.getLogger(_name).addFilter(_KernelsHubNotice())
 # peft (0.21) reads transformers' deprecated `is_gradient_checkpointing` property whenever it wraps a model
 # (`PeftModel.__init__`: training in notebook 06, loading adapters in 07), and transformers 5 warns on it;
 # the value read is the same as its replacement's. Only that message is ignored, and only as a FutureWarning.

@@ -154,8 +154,8 @@ def estimate_memory(
 
     Example:
         >>> est = estimate_memory("Qwen/Qwen2.5-1.5B-Instruct", quantization="nf4", mode="qlora", context_tokens=2048)
-        >>> round(est.total_gb, 1)  # 4.9 GB of it activations, most the logits of a 151k vocabulary
-        7.0
+        >>> round(est.total_gb, 1)  # 4.5 GB of it activations, most the logits of a 151k vocabulary
+        6.7
     """
     row = catalog_row(model, catalog)
     if mode not in MODES:
@@ -217,15 +217,15 @@ def estimate_memory(
             adapters = trainable * 4.0  # peft keeps LoRA weights in fp32
             optimizer = trainable * (4 + 8)  # fp32 gradients + AdamW m and v
         layer = _layer_activation_bytes(row, tokens, cbytes)
+        # Loss: the logits in the compute dtype, their fp32 upcast (none when computing in fp32), the
+        # log-softmax output and its gradient, all alive at once at the start of backward.
+        logits = tokens * row["vocab_size"] * (cbytes + (4 if cbytes < 4 else 0) + 8)
         if gradient_checkpointing:
-            # each layer's input, plus the layer being recomputed and its gradients during backward
-            saved = row["n_layers"] * tokens * row["hidden_size"] * cbytes + 2 * layer
+            # Each layer's input stays saved; on top of it either the loss's logit tensors (start of backward)
+            # or, once they are freed, the layer being recomputed and its gradients: whichever is larger.
+            acts = row["n_layers"] * tokens * row["hidden_size"] * cbytes + max(logits, 2 * layer)
         else:
-            saved = row["n_layers"] * layer
-        # Loss: logits in the compute dtype, then three fp32 tensors of the same shape alive at once in
-        # backward (the upcast / log-softmax output and the gradients of both).
-        logits = tokens * row["vocab_size"] * (cbytes + 12)
-        acts = saved + logits
+            acts = row["n_layers"] * layer + logits
     if device == "cuda":
         # CUDA context + cuBLAS workspace (~0.4 GB, outside torch's allocator) and ~5% fragmentation.
         overhead = 0.4 * GB + 0.05 * (weights + kv + adapters + optimizer + acts)
@@ -242,8 +242,10 @@ def estimate_memory(
            f"{'LoRA r=' + str(lora_r) + ' on ' + lora_targets if mode != 'full' else 'full fine-tune'} "
            f"({trainable / 1e6:.1f}M trainable), fp32 adapters, AdamW (2 fp32 moments) + fp32 grads; "
            f"activations {'with' if gradient_checkpointing else 'without'} gradient checkpointing "
-           "(per-layer inputs + one recomputed layer and its gradients; Korthikanti et al. 2022 with SwiGLU, flash/SDPA attention) "
-           "+ logits in compute dtype and 3 fp32 logit-sized tensors in the loss backward; ")
+           "(per-layer inputs + the larger of one recomputed layer with its gradients (Korthikanti et al. 2022 "
+           "with SwiGLU, flash/SDPA attention) and the loss's logit tensors: logits in the compute dtype, their "
+           "fp32 upcast unless computing in fp32, the log-softmax output and its gradient); an upper bound by the "
+           "gradients' size, which are mostly allocated after the logit tensors are freed; ")
         + f"overhead {onote}."
     )  # fmt: skip
     return MemoryEstimate(
