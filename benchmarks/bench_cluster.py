@@ -20,9 +20,9 @@ Per shape, with a cold embedding cache (a fresh SLMLAB_CACHE), so times include 
   charged the embedding time.
 ARI and NMI count unassigned calls as one more cluster (`cluster_quality`), with a 95% bootstrap CI on ARI.
 
-`--embed` measures the embedder on the tau-bench texts: the previous path (input order, chunks of 64) vs
-the current one (length-sorted batches), alternated twice so that load from other jobs hits both, plus
-the cosine of the vectors (identical path -> 1.0) and the ARI of the defaults with each.
+`--embed` measures the embedder on the tau-bench texts: the previous path (input order, chunks of 64, fp32)
+vs length-sorted batches in fp32 and the default (length-sorted, bf16 autocast where the CPU computes bf16
+natively), alternated twice so that load from other jobs hits all, plus the cosine of the vectors.
 
 Usage:
     .venv/bin/python benchmarks/bench_cluster.py                    # all six shapes, MiniLM
@@ -164,9 +164,10 @@ def run_shape(name: str, calls: pl.DataFrame, embedder: str | None) -> list[dict
 
 
 def bench_embed(n: int = 1200, reps: int = 2) -> None:
-    """Previous embedding path vs the current one on tau-bench texts (cold, alternated)."""
+    """Previous embedding path vs the current ones on tau-bench texts (cold, alternated)."""
     from slmlab.cluster.embed import SentenceTransformerEmbedder, _normalize
     from slmlab.cluster.features import EMBED_MAX_CHARS, call_states
+    from slmlab.runtime.models import cpu_has_native_bf16
 
     calls = load_shape("tau-bench")
     if calls is None:
@@ -175,9 +176,11 @@ def bench_embed(n: int = 1200, reps: int = 2) -> None:
     st = call_states(calls, EMBED_MAX_CHARS)
     texts = sorted(set(st["last_user"].to_list() + st["last_message"].to_list()))
     rng = np.random.default_rng(0)
-    texts = [texts[i] for i in rng.permutation(len(texts))[:n]]
-    emb = SentenceTransformerEmbedder(max_chars=EMBED_MAX_CHARS, cache=False)
-    model = emb._load()
+    # cut as the embedder cuts (its max_chars), so that the previous path embeds the same strings
+    texts = [texts[i][:EMBED_MAX_CHARS] for i in rng.permutation(len(texts))[:n]]
+    fp32 = SentenceTransformerEmbedder(max_chars=EMBED_MAX_CHARS, cache=False, precision="fp32")
+    default = SentenceTransformerEmbedder(max_chars=EMBED_MAX_CHARS, cache=False)
+    model = fp32._load()
 
     def previous() -> np.ndarray:  # the path before length batching: input order, chunks of 64
         out = [
@@ -186,32 +189,39 @@ def bench_embed(n: int = 1200, reps: int = 2) -> None:
         ]
         return _normalize(np.concatenate(out))
 
-    current = lambda: emb.embed(texts)  # noqa: E731
-    times: dict[str, list[float]] = {"previous": [], "current": []}
+    paths = {
+        "previous (input order, chunks of 64, fp32)": previous,
+        f"length-sorted batches of {fp32.batch_size}, fp32": lambda: fp32.embed(texts),
+        f"default: length-sorted, {default.precision}": lambda: default.embed(texts),
+    }
+    times: dict[str, list[float]] = {k: [] for k in paths}
     vecs = {}
     for _ in range(reps):
-        for key, fn in (("previous", previous), ("current", current)):
+        for key, fn in paths.items():
             vecs[key], secs = _timed(fn)
             times[key].append(secs)
-    cos = (vecs["previous"] * vecs["current"]).sum(axis=1)
-    t_prev, t_cur = min(times["previous"]), min(times["current"])
-    print(f"\n== embedding {len(texts)} distinct tau-bench texts (<= {EMBED_MAX_CHARS} chars), MiniLM fp32, "
-          f"best of {reps} alternated runs")  # fmt: skip
-    print(
-        f"   previous (input order, chunks of 64): {t_prev:6.1f}s  {len(texts) / t_prev:6.1f} texts/s  runs {times['previous']}"
-    )
-    print(
-        f"   current (length-sorted batches of {emb.batch_size}): {t_cur:6.1f}s  {len(texts) / t_cur:6.1f} texts/s  runs {times['current']}"
-    )
-    print(
-        f"   speed-up {t_prev / t_cur:.2f}x; cosine current vs previous: mean {cos.mean():.6f}, min {cos.min():.6f}"
-    )
+    keys = list(paths)
+    cpu = "AVX512-BF16/AMX" if cpu_has_native_bf16() else "no native bf16 (AVX2 or less)"
+    print(f"\n== embedding {len(texts)} distinct tau-bench texts (<= {EMBED_MAX_CHARS} chars), MiniLM, "
+          f"best of {reps} alternated runs; CPU: {cpu}, {os.cpu_count()} cores")  # fmt: skip
+    t_prev = min(times[keys[0]])
+    for key in keys:
+        t = min(times[key])
+        cos_prev = (vecs[keys[0]] * vecs[key]).sum(axis=1)
+        cos_fp32 = (vecs[keys[1]] * vecs[key]).sum(axis=1)
+        print(
+            f"   {key:45s} {t:6.1f}s {len(texts) / t:6.1f} texts/s  {t_prev / t:5.2f}x  "
+            f"cosine to previous mean {cos_prev.mean():.5f} min {cos_prev.min():.5f}; "
+            f"to sorted fp32 mean {cos_fp32.mean():.5f} min {cos_fp32.min():.5f}  runs {[round(x, 1) for x in times[key]]}"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=SHAPES)
     ap.add_argument("--embedder", default=None, help="default: the bundled MiniLM; 'tfidf' for a quick run")
+    ap.add_argument("--precision", default=None, choices=("fp32", "bf16"),
+                    help="MiniLM's precision (default: bf16 where the CPU computes it natively, else fp32)")
     ap.add_argument("--embed", action="store_true", help="only the embedding speed comparison")
     ap.add_argument("--embed-texts", type=int, default=1200, help="texts for --embed")
     ap.add_argument("--out", type=Path, default=None, help="write the table as CSV")
@@ -221,6 +231,14 @@ def main() -> None:
     if args.embed:
         bench_embed(args.embed_texts)
         return
+    embedder = args.embedder
+    if args.precision and embedder != "tfidf":
+        from slmlab.cluster.embed import DEFAULT_EMBEDDER, SentenceTransformerEmbedder
+        from slmlab.cluster.features import EMBED_MAX_CHARS
+
+        embedder = SentenceTransformerEmbedder(
+            embedder or DEFAULT_EMBEDDER, precision=args.precision, max_chars=EMBED_MAX_CHARS
+        )
     results = []
     for name in args.shapes:
         calls = load_shape(name)
@@ -228,7 +246,7 @@ def main() -> None:
             print(f"{name}: data not found under {SHARED}, skipped")
             continue
         print(f"\n== {name} (load {os.getloadavg()[0]:.1f})", flush=True)
-        rows = run_shape(name, calls, args.embedder)
+        rows = run_shape(name, calls, embedder)
         results += rows
         print(
             f"\n== {name}: {rows[0]['calls']:,} calls, {rows[0]['labels']} truth labels (load {os.getloadavg()[0]:.1f})"

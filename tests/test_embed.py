@@ -84,7 +84,8 @@ def test_cache_off_recomputes(tmp_path, monkeypatch):
 def test_select_embedder_by_name_and_object():
     assert isinstance(select_embedder("tfidf"), TfidfEmbedder)
     assert isinstance(select_embedder(None), SentenceTransformerEmbedder)
-    assert select_embedder("all-minilm-l6-v2").name == "st-all-minilm-l6-v2"
+    assert select_embedder("all-minilm-l6-v2", precision="fp32").name == "st-all-minilm-l6-v2"
+    assert select_embedder("all-minilm-l6-v2", precision="bf16").name == "st-all-minilm-l6-v2-bf16"
     obj = TfidfEmbedder()
     assert select_embedder(obj) is obj
     assert select_embedder("tfidf", max_chars=7).max_chars == 7
@@ -103,6 +104,16 @@ def test_minilm_is_offline_normalized_and_semantic(minilm):
     assert np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-4)
     sim = x @ x.T
     assert sim[0, 1] > sim[0, 2] and sim[2, 3] > sim[2, 4]
+
+
+def test_bf16_autocast_keeps_the_fp32_vectors(minilm):
+    texts = TEXTS + ["get_reservation_details(reservation_id='ZFA04Y')", "x" * 900]
+    fp32 = SentenceTransformerEmbedder(precision="fp32", cache=False).embed(texts)
+    bf16 = SentenceTransformerEmbedder(precision="bf16", cache=False).embed(texts)
+    assert bf16.dtype == np.float32 and np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-4)
+    assert (fp32 * bf16).sum(axis=1).min() > 0.99
+    with pytest.raises(ValueError, match="precision"):
+        SentenceTransformerEmbedder(precision="int4")
 
 
 def test_tfidf_on_a_tiny_corpus_skips_the_svd():

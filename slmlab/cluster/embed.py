@@ -188,6 +188,10 @@ class SentenceTransformerEmbedder(Embedder):
     Args:
         model: "all-minilm-l6-v2" (bundled), any sentence-transformers hub id, or a local folder.
         device: "cpu", "cuda" or None (sentence-transformers picks).
+        precision: "auto" (bf16 autocast on a CPU that computes bf16 natively, AVX512-BF16 or AMX; fp32
+            elsewhere), "bf16" or "fp32". On a 2-core AVX512-BF16 EPYC, bf16 embeds MiniLM 2.3x faster than
+            fp32, with a mean cosine of 0.9999 to the fp32 vectors (README, "Embedding speed"). The precision
+            is part of the cache name, so vectors of the two never mix.
         **kwargs: `Embedder` options (max_chars, batch_size, cache, show_progress).
 
     Example:
@@ -195,11 +199,33 @@ class SentenceTransformerEmbedder(Embedder):
         (1, 384)
     """
 
-    def __init__(self, model: str = DEFAULT_EMBEDDER, device: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_EMBEDDER,
+        device: str | None = None,
+        precision: str = "auto",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        if precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', not {precision!r}")
         self.model = model
         self.device = device
-        self.name = "st-" + Path(str(model).rstrip("/")).name.lower()
+        self._precision = precision
+
+    @property
+    def precision(self) -> str:
+        """"bf16" or "fp32": "auto" is resolved on first use (it needs torch, which construction does not load)."""
+        if self._precision == "auto":
+            from slmlab.runtime.models import cpu_has_native_bf16
+
+            on_cpu = self.device == "cpu" or (self.device is None and not _cuda_available())
+            self._precision = "bf16" if on_cpu and cpu_has_native_bf16() else "fp32"
+        return self._precision
+
+    @property
+    def name(self) -> str:  # the cache name: it changes whenever the vectors would
+        return "st-" + Path(str(self.model).rstrip("/")).name.lower() + ("-bf16" if self.precision == "bf16" else "")
 
     def _load(self) -> Any:
         key = (str(self.model), self.device)
@@ -211,9 +237,25 @@ class SentenceTransformerEmbedder(Embedder):
         return _MODELS[key]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        return self._load().encode(
-            texts, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
-        )
+        model = self._load()
+        if self.precision == "fp32":
+            return model.encode(texts, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True)
+        import torch
+
+        # autocast, not bf16 weights: the matmuls run in bf16, norms and the pooled output stay fp32
+        with torch.autocast(model.device.type, dtype=torch.bfloat16):
+            out = model.encode(texts, batch_size=self.batch_size, show_progress_bar=False, convert_to_tensor=True)
+        return out.float().cpu().numpy()
+
+
+def _cuda_available() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 class TfidfEmbedder(Embedder):
