@@ -287,6 +287,7 @@ def run_cascade(split: pl.DataFrame, args, out: Path) -> dict:
     summary = {
         "adapter": str(adapter),
         "timing": timing,
+        "generation": {"batch": args.gen_batch_size, "max_new_tokens": args.max_new_tokens},
         "test_calls": test.height,
         "val_calls": val.height,
         "all_slm_agreement_test": float(test.get_column("agreement").mean()),
@@ -469,6 +470,7 @@ def readme_text(r: dict) -> str:
     c, run = r["cascade"], r.get("cascade_run", {})
     cr, rr, cmp_ = r.get("cluster_router", {}), r.get("random_router", {}), r.get("comparison", {})
     t = run.get("timing", {}).get("test", {})
+    gen = run.get("generation", {})
     lo, hi = (c.get("ci") or [None, None])[:2]
     gates = run.get("gates", {})
     rows = "\n".join(
@@ -530,12 +532,12 @@ Bundle: `export_bundle(..., cascade=router)` writes the gate and threshold (`cas
 the vLLM multi-LoRA command (`{(r.get("bundle") or {}).get("serve")}`); loaded back in a fresh process
 (threshold {(r.get("bundle") or {}).get("fresh_process_threshold")}).
 
-Evaluation time: the first, uncached generation passes took {r.get("generation_logs")} (batch 8, bf16,
-64 new tokens); in the run that wrote this JSON the test split took {t.get("generate_s", 0):.0f} s to generate (read from the
-generation cache where the first pass had filled it), {t.get("constrained_s", 0):.0f} s of constrained re-decoding
-({t.get("constrained_calls")} answers) and {t.get("score_s", 0):.0f} s to score, on {r["machine"]["cpu"]} ({r["machine"]["cores"]} cores,
-native bf16 {r["machine"]["native_bf16"]}), shared with other engineers' jobs (load average at the end
-{[round(x, 1) for x in r["machine"]["load_avg_at_end"]]}).
+Evaluation time: the first, uncached generation passes took {r.get("generation_logs")} (batch
+{gen.get("batch", "?")}, up to {gen.get("max_new_tokens", "?")} new tokens); in the run that wrote this JSON the test split took
+{t.get("generate_s", 0):.0f} s to generate (answers already in the generation cache are read back, not generated),
+{t.get("constrained_s", 0):.0f} s of constrained re-decoding ({t.get("constrained_calls")} answers) and {t.get("score_s", 0):.0f} s to score,
+on {r["machine"]["cpu"]} ({r["machine"]["cores"]} cores, native bf16 {r["machine"]["native_bf16"]}), load average at the end
+{[round(x, 1) for x in r["machine"]["load_avg_at_end"]]} (about {r["machine"]["cores"]} is this benchmark alone).
 """
 
 
@@ -582,7 +584,7 @@ def machine_info() -> dict:
     model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                   if ln.startswith("model name")), platform.processor())  # fmt: skip
     return {"cpu": model, "cores": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
-            "load_avg_at_end": os.getloadavg(), "shared": "other engineers' jobs shared the 2 cores"}  # fmt: skip
+            "load_avg_at_end": os.getloadavg()}
 
 
 def parse_args(argv=None):

@@ -189,7 +189,7 @@ class SentenceTransformerEmbedder(Embedder):
         model: "all-minilm-l6-v2" (bundled), any sentence-transformers hub id, or a local folder.
         device: "cpu", "cuda" or None (sentence-transformers picks).
         precision: "auto" (bf16 autocast on a CPU that computes bf16 natively, AVX512-BF16 or AMX; fp32
-            elsewhere), "bf16" or "fp32". On a 2-core AVX512-BF16 EPYC, bf16 embeds MiniLM 2.3x faster than
+            elsewhere), "bf16" or "fp32". On a 2-core Intel Xeon with AMX-BF16, bf16 embeds MiniLM 2.4x faster than
             fp32, with a mean cosine of 0.9999 to the fp32 vectors (README, "Embedding speed"). The precision
             is part of the cache name, so vectors of the two never mix.
         **kwargs: `Embedder` options (max_chars, batch_size, cache, show_progress).
