@@ -215,7 +215,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     @property
     def precision(self) -> str:
-        """"bf16" or "fp32": "auto" is resolved on first use (it needs torch, which construction does not load)."""
+        """The precision in use, "bf16" or "fp32"; "auto" is resolved on first use (it needs torch)."""
         if self._precision == "auto":
             from slmlab.runtime.models import cpu_has_native_bf16
 
@@ -225,7 +225,11 @@ class SentenceTransformerEmbedder(Embedder):
 
     @property
     def name(self) -> str:  # the cache name: it changes whenever the vectors would
-        return "st-" + Path(str(self.model).rstrip("/")).name.lower() + ("-bf16" if self.precision == "bf16" else "")
+        return (
+            "st-"
+            + Path(str(self.model).rstrip("/")).name.lower()
+            + ("-bf16" if self.precision == "bf16" else "")
+        )
 
     def _load(self) -> Any:
         key = (str(self.model), self.device)
@@ -239,12 +243,16 @@ class SentenceTransformerEmbedder(Embedder):
     def _embed(self, texts: list[str]) -> np.ndarray:
         model = self._load()
         if self.precision == "fp32":
-            return model.encode(texts, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True)
+            return model.encode(
+                texts, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
+            )
         import torch
 
         # autocast, not bf16 weights: the matmuls run in bf16, norms and the pooled output stay fp32
         with torch.autocast(model.device.type, dtype=torch.bfloat16):
-            out = model.encode(texts, batch_size=self.batch_size, show_progress_bar=False, convert_to_tensor=True)
+            out = model.encode(
+                texts, batch_size=self.batch_size, show_progress_bar=False, convert_to_tensor=True
+            )
         return out.float().cpu().numpy()
 
 
