@@ -220,8 +220,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=SHAPES)
     ap.add_argument("--embedder", default=None, help="default: the bundled MiniLM; 'tfidf' for a quick run")
-    ap.add_argument("--precision", default=None, choices=("fp32", "bf16"),
-                    help="MiniLM's precision (default: bf16 where the CPU computes it natively, else fp32)")
+    ap.add_argument(
+        "--precision",
+        default=None,
+        choices=("fp32", "bf16"),
+        help="MiniLM's precision (default: bf16 where the CPU computes it natively, else fp32)",
+    )
     ap.add_argument("--embed", action="store_true", help="only the embedding speed comparison")
     ap.add_argument("--embed-texts", type=int, default=1200, help="texts for --embed")
     ap.add_argument("--out", type=Path, default=None, help="write the table as CSV")

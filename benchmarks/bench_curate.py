@@ -6,7 +6,8 @@ inputs in one run and prints the ratio:
 1. tau-bench airline (2,454 calls): seconds per back-end and the time ratio (goal: NER within 3x).
 2. tau-bench + tau2-bench user profiles: every personal field of every profile a tool returned, searched
    for everywhere in the curated calls (free-text turns included); recall per kind, Wilson 95% CI.
-3. generated free text (dev templates, and held-out templates never used to tune the rules).
+3. generated free text: dev templates, the earlier held-out templates, and blind templates by an author who
+   never read the rules (plus how many of the non-personal values written in them survive).
 4. Presidio's published context sentences and its Synthea FHIR Patient.
 5. false positives on clean text: redactions inside the agent policy (system prompt, no personal data),
    and flight-search tool arguments changed (and whether each still parses as JSON).
@@ -30,11 +31,14 @@ from slmlab.collect import ingest
 from slmlab.curate import CurateConfig, curate
 from slmlab.curate.gold import (
     GOLD_SCHEMA,
+    KEEP_VALUES,
     PRESIDIO_CONTEXT_SENTENCES,
     SYNTHEA_GOLD,
     SYNTHEA_PATIENT,
+    TEMPLATE_SETS,
     generated_calls,
     leak_table,
+    leaks,
     profile_gold,
 )
 from slmlab.schema import conform
@@ -187,10 +191,20 @@ def main(quick: bool, timing_only: bool = False, skip_profiles: bool = False) ->
                   f"{changed}/{n}, not valid JSON {broken}/{n}")  # fmt: skip
 
     n = 150 if quick else 600
-    for held in (False, True):
-        gcalls, ggold = generated_calls(n=n, seed=7, heldout=held)
-        _show(f"3. generated free text, {'held-out' if held else 'dev'} templates, {n} sessions",
-              {b: leak_table(gcalls, curate(gcalls, _cfg(b, drop_near_duplicates=False)).calls, ggold) for b in BACKENDS})  # fmt: skip
+    for which in TEMPLATE_SETS:
+        gcalls, ggold = generated_calls(n=n, seed=7, templates=which)
+        curated = {b: curate(gcalls, _cfg(b, drop_near_duplicates=False)).calls for b in BACKENDS}
+        _show(f"3. generated free text, {which} templates, {n} sessions",
+              {b: leak_table(gcalls, c, ggold) for b, c in curated.items()})  # fmt: skip
+        if which in KEEP_VALUES:
+            keep = pl.DataFrame(
+                [("keep", v, which) for v in KEEP_VALUES[which]], schema=GOLD_SCHEMA, orient="row"
+            )
+            present = leaks(gcalls, keep)
+            for b, c in curated.items():
+                gone = sorted(set(present["value"]) - set(leaks(c, present)["value"]))
+                print(f"{b:9s} non-personal values written in the {which} templates: {present.height - len(gone)}"
+                      f"/{present.height} kept; removed: {gone}")  # fmt: skip
 
     sents = [(s, None) for _, s, _ in PRESIDIO_CONTEXT_SENTENCES]
     sents.append(("Here is the patient record you asked for.", json.dumps(SYNTHEA_PATIENT)))

@@ -583,8 +583,12 @@ def machine_info() -> dict:
 
     model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                   if ln.startswith("model name")), platform.processor())  # fmt: skip
-    return {"cpu": model, "cores": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
-            "load_avg_at_end": os.getloadavg()}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "native_bf16": cpu_has_native_bf16(),
+        "load_avg_at_end": os.getloadavg(),
+    }
 
 
 def parse_args(argv=None):

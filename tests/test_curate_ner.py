@@ -80,6 +80,95 @@ def test_context_rules_leave_ordinary_text_alone(text):
     assert context_spans(text) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "value", "entity"),
+    [
+        # a strong cue reaches across its clause, however many words stand between
+        ("Her date of birth, as printed on the old paper intake form from the county, is 1961-07-30.",
+         "1961-07-30", "DATE_OF_BIRTH"),
+        ("the medical record number that the front desk wrote on my visit summary reads Q7741203",
+         "Q7741203", "ID"),
+        # the value before its cue, with linking words only
+        ("Q7741203 is his chart number.", "Q7741203", "ID"),
+        ("11/30/2019 was the day of her birth, per the certificate", "11/30/2019", "DATE_OF_BIRTH"),
+        ("60614 is my zip", "60614", "ZIP"),
+        # a value that carries its own label
+        ("pull MRN00456123 for the consult", "MRN00456123", "ID"),
+        # a bare 5-digit number in prose
+        ("We just moved from Ohio and now live out past 60614, near the lake.", "60614", "ZIP"),
+        ("Can you deliver to 94110 before Friday?", "94110", "ZIP"),
+        # a full date at least `old_date_years` back, without a time
+        ("Book the seat for Tomasz; his passport says 1979-11-04.", "1979-11-04", "DATE_OF_BIRTH"),
+    ],
+)  # fmt: skip
+def test_clause_cues_values_before_cues_bare_zips_and_old_dates(text, value, entity):
+    found = [text[s:e] for s, e, ent, _ in context_spans(text, old_before=2016) if ent == entity]
+    assert value in found, (text, found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "You have 25000 miles and 12000 points left on the card.",  # quantities
+        "Order 55210 and ticket 77301 were merged; room 10452 is free.",  # numbered things
+        "The total is 624 + 402 + 16005 dollars.",  # a sum
+        "Go to My Trips, select reservation PEP4E0, and enter the policy number in the form.",  # instruction
+        "Articles published after 2012-05-16T05:50:06 are excluded.",  # a timestamp, not a birth date
+        "Your flight departs on 2024-05-15; the member since 2015 discount applies, DL 1127 boards at 9.",
+    ],
+)
+def test_new_rules_leave_quantities_instructions_and_recent_dates_alone(text):
+    assert context_spans(text, old_before=2016) == [], context_spans(text, old_before=2016)
+
+
+def test_keys_written_as_text_csv_rows_and_hl7_pid_are_redacted_by_their_key():
+    text = (
+        "Key: value dump - payer_member_id: QX7731902 | dependent_dob: 2019-06-04\n"
+        "name,dob,mrn,ship zip\nTomasz Wrona,2019-06-04,K-4417102,60614\n"
+        "PID|1||77120045^^^EHR^MR||Wrona^Tomasz^^^||20190604|M|||8 Birch Way^^Evanston^IL^60201"
+    )
+    calls, _ = generated_calls(n=3, seed=1)
+    msgs = json.dumps([{"role": "user", "content": text}])
+    out = curate(
+        calls.head(1).with_columns(pl.lit(msgs).alias("messages")),
+        CurateConfig(salt=SALT, redactor="patterns"),
+    )
+    got = json.loads(out.calls["messages"][0])[0]["content"]
+    for value in (
+        "QX7731902",
+        "2019-06-04",
+        "K-4417102",
+        "60614",
+        "77120045",
+        "Wrona",
+        "20190604",
+        "8 Birch Way",
+        "60201",
+    ):
+        assert value not in got, (value, got)
+    assert "Key: value dump" in got and "PID|1||" in got  # the layout stays
+
+
+def test_placeholder_dates_and_phone_groups_are_not_birth_dates():
+    for text in ("Timestamps count seconds since Jan 1, 1970 in UTC.", "Phone: +687 27.25.92 or 26.11.11"):
+        assert context_spans(text, old_before=2016) == [], text
+
+
+def test_old_date_rule_follows_the_calls_timestamps():
+    calls, _ = generated_calls(n=3, seed=1)
+    text = "Please add the traveller, 1999-02-14, to my booking tomorrow."
+    msgs = json.dumps([{"role": "user", "content": text}])
+    calls = calls.head(1).with_columns(pl.lit(msgs).alias("messages"))
+    stamp = pl.lit("2003-06-01T00:00:00Z").str.to_datetime(time_zone="UTC").dt.cast_time_unit("us")
+    curated = lambda c, cfg: curate(c, cfg).calls["messages"][0]  # noqa: E731
+    assert "1999-02-14" not in curated(calls, CurateConfig(salt=SALT, redactor="patterns"))
+    assert "1999-02-14" in curated(calls, CurateConfig(salt=SALT, redactor="patterns", old_date_years=None))
+    # logs from 2003: a 1999 date is four years old there, not a birth date by age alone
+    assert "1999-02-14" in curated(
+        calls.with_columns(stamp.alias("timestamp")), CurateConfig(salt=SALT, redactor="patterns")
+    )
+
+
 def test_zip_keeps_three_digits_and_zeroes_small_areas():
     assert zip_placeholder("94107") == "<ZIP_941XX>"
     assert zip_placeholder("03601-2234") == "<ZIP_000XX>"  # 036: fewer than 20,000 people
@@ -162,10 +251,9 @@ def test_generated_free_text_recall(ner):
     res = curate(calls, CurateConfig(salt=SALT, redactor=ner, drop_near_duplicates=False))
     table = leak_table(calls, res.calls, gold)
     recall = dict(zip(table["kind"], table["recall"], strict=True))
-    # Measured at n=600: every kind >= 0.99 on the dev templates but zip (a bare "near 30478" is not caught).
-    for kind in ("name", "mrn", "date_of_birth", "member_id", "account_id", "address"):
+    # Measured at n=600: 1.000 for every kind on the dev templates.
+    for kind in ("name", "mrn", "date_of_birth", "member_id", "account_id", "address", "zip"):
         assert recall[kind] >= 0.97, (kind, recall)
-    assert recall["zip"] >= 0.85
     for tc in res.calls["response_tool_calls"].drop_nulls().to_list():
         for c in json.loads(tc):
             json.loads(c["arguments"])

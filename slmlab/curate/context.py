@@ -10,8 +10,8 @@ rules find such values in free text (the same keys in JSON are handled by `curat
 | # | Safe Harbor identifier | What slmlab does by default |
 |---|---|---|
 | 1 | Names | NER (spaCy `PERSON`) on free text, name keys in JSON (`first_name`, FHIR `family` / `given`, ...), context rules ("my name is", "patient", "Mr.", ...); every name found is then replaced everywhere in the data set -> `<PERSON_n>` |
-| 2 | Geographic subdivisions smaller than a state | street lines (`street_address` rule, `address1` / `street` / FHIR `line` keys) -> `<ADDRESS_n>`; zip codes -> first 3 digits kept (`<ZIP_941XX>`), `000` for the 17 three-digit areas of 20,000 people or fewer; `city` under an address key -> `<CITY_n>`. **Kept: city and state names in free text** (flight routes and store locations are the agent's task; a city alone rarely identifies a person). This is a deliberate departure from Safe Harbor: turn it on with `CurateConfig(ner_entities=("PERSON", "GPE"))` where the data needs it. |
-| 3 | All elements of dates (except year) directly related to an individual | dates of birth by context ("DOB", "born", "date of birth", `birthDate` / `dob` keys) -> `<DATE_OF_BIRTH_n>`. **Kept: other dates** (flight, order and appointment dates are task content); years alone are kept, as Safe Harbor allows. Ages over 89 are not detected. |
+| 2 | Geographic subdivisions smaller than a state | street lines (`street_address` rule, `address1` / `street` / FHIR `line` keys) -> `<ADDRESS_n>`; zip codes (by key or cue, and any 5-digit number in prose that does not read as a quantity, a sum, money or a numbered thing) -> first 3 digits kept (`<ZIP_941XX>`), `000` for the 17 three-digit areas of 20,000 people or fewer; `city` under an address key -> `<CITY_n>`. **Kept: city and state names in free text** (flight routes and store locations are the agent's task; a city alone rarely identifies a person). This is a deliberate departure from Safe Harbor: turn it on with `CurateConfig(ner_entities=("PERSON", "GPE"))` where the data needs it. |
+| 3 | All elements of dates (except year) directly related to an individual | dates of birth by context ("DOB", "born", "date of birth", `birthDate` / `dob` keys) and full dates at least `CurateConfig.old_date_years` (10) before the calls -> `<DATE_OF_BIRTH_n>`. **Kept: other dates** (recent flight, order and appointment dates are task content); years alone are kept, as Safe Harbor allows. Ages over 89 are not detected. |
 | 4-5 | Telephone and fax numbers | `phone_intl`, `phone_us` rules -> `<PHONE_n>` |
 | 6 | Email addresses | `email` rule -> `<EMAIL_n>` |
 | 7 | Social security numbers | `ssn` rule -> `<SSN_n>` |
@@ -53,16 +53,19 @@ DATE = (
     rf"|{_MONTH}\.?\s+\d{{1,2}}{_ORD},?\s+\d{{4}}"
     rf"|(?:the\s+)?\d{{1,2}}{_ORD}\s+(?:of\s+)?{_MONTH}\.?,?\s+\d{{4}})"
 )
-DATE_RE = re.compile(rf"^\s*{DATE}\s*$", re.IGNORECASE)
-_DATE8 = r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"  # 19570302, only after a DOB cue
+_DATE8 = r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"  # 19570302, only after a DOB cue or key
+#: a whole value that is one date (the `DATE` forms, or 19570302 as HL7 and compact exports write it)
+DATE_RE = re.compile(rf"^\s*(?:{DATE}|{_DATE8})\s*$", re.IGNORECASE)
 
 # A few filler words between a cue and its value ("MRN for that patient is S123", "born in Lagos on ...").
 _WORD = r"[^\W\d_]+(?:['’.-][^\W\d_]+)*\.?"  # a word of any script, no digits
-_FILL = rf"(?:[\s:=#\"'(\[,;?-]*{_WORD}){{0,7}}?[\s:=#\"'(\[,;?-]+"
-_FILL_SHORT = rf"(?:[\s:=#\"'(\[,;?-]*{_WORD}){{0,2}}?[\s:=#\"'(\[,;?-]*"
-# An identifier: 4+ characters with at least one digit, not a date.
+_FILL = rf"(?:[\s:=#\"'(\[,;?|/–—-]*{_WORD}){{0,7}}?[\s:=#\"'(\[,;?|/–—-]+"
+_FILL_SHORT = rf"(?:[\s:=#\"'(\[,;?|/–—-]*{_WORD}){{0,3}}?[\s:=#\"'(\[,;?|/–—-]*"
+# An identifier: 4+ characters with at least one digit; not a date, a bare year, a decimal amount, a
+# quantity ("15GB", "24-hour") or a 4-digit number ("member since 2015", "DL 1127": a year, a flight).
 _IDVAL = (
-    r"(?!\d{4}-\d{1,2}-\d)(?=[A-Za-z0-9._/-]*\d)([A-Za-z0-9](?:[A-Za-z0-9._/-]{2,38}[A-Za-z0-9]))(?![\w/-])"
+    r"(?<![$€£¥])(?!\d{4}-\d{1,2}-\d|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?![\w/-])|\d+-[a-z]+(?![\w/-])|\d{1,4}[A-Za-z]{1,3}(?![\w/-]))(?!(?:19|20)\d\d(?![\w/-]))(?!\d{4}(?![\w/-]))(?!\d+[.,]\d{1,2}(?![\w/-]))"
+    r"(?=[A-Za-z0-9._/-]*\d)([A-Za-z0-9](?:[A-Za-z0-9._/-]{2,38}[A-Za-z0-9]))(?![\w/-])"
 )
 
 _DOB_CUE = (
@@ -72,12 +75,17 @@ _DOB_CUE = (
 _MRN_CUE = (
     r"(?i:\b(?:mrn|mr\s*#|(?:medical\s+|health\s+)?record(?:\s+(?:number|no\.?|num|#|id))?|"
     r"chart(?:\s+(?:number|no\.?|#|id))?|patient\s+(?:id|identifier|number|no\.?|#|record)|"
-    r"health\s+record\s+(?:number|id))\b)"
+    r"health\s+record\s+(?:number|id)|pt\.?\s*(?:id|#|no\.|number)|(?:hospital|file)\s*(?:number|no\.|#)|"
+    r"medical\s+id|wristband|"
+    # the same label as it is written in French, German, Spanish and Italian records
+    r"(?:num[ée]ro\s+de\s+|n[°o]\.?\s*(?:de\s+)?)?dossier(?:\s+m[ée]dical)?|patientennummer|"
+    r"(?:n[úu]mero\s+de\s+)?historia\s+cl[íi]nica|cartella(?:\s+clinica)?)(?![A-Za-z0-9]))"
 )
 _MEMBER_CUE = (
-    r"(?i:\b(?:member|subscriber|beneficiary|insurance|insured|health\s+plan|policy|group|medicare|medicaid)"
+    r"(?i:\b(?:member|subscriber|beneficiary|insurance|insurer|insured|health\s+plan|(?:my|his|her|their|your)\s+plan|mbi|"
+    r"policy|group|medicare|medicaid)"
     r"(?:\s*(?:id|identifier|number|no\.?|num|#))?(?![A-Za-z])"
-    r"|\b(?:account|acct\.?|customer|client|user|employee|case|claim)(?:\s*(?:id|identifier|number|no\.?|num|#))?(?![A-Za-z])"
+    r"|\b(?:account|acct\.?|customer|client|user|employee|case|claims?)(?:\s*(?:id|identifier|number|no\.?|num|#))?(?![A-Za-z])"
     r"|\b(?:licen[cs]e|certificate|passport|dl|npi|dea|vin|serial|imei|device|itin|tin|taxpayer\s+id)"
     r"(?:\s*(?:id|number|no\.?|num|#))?(?![A-Za-z]))"
 )
@@ -110,8 +118,10 @@ _NAME_CUE = (
 
 #: name -> compiled regex whose group 1 is the value (kept in the order they are tried)
 CONTEXT_RX: dict[str, re.Pattern] = {
-    "date_of_birth": re.compile(rf"{_DOB_CUE}{_FILL}({DATE}|{_DATE8})(?!\d)", re.IGNORECASE),
-    "mrn": re.compile(rf"{_MRN_CUE}{_FILL}{_IDVAL}"),
+    "date_of_birth": re.compile(
+        rf"{_DOB_CUE}{_FILL}({DATE}|{_DATE8})(?!\d)|(?<![\w.])b\.\s*({DATE})(?!\d)", re.IGNORECASE
+    ),
+    "mrn": re.compile(rf"{_MRN_CUE}{_FILL}{_IDVAL}|\b((?:MRN|MR)[-#:]?\d{{5,}})\b"),
     "member_id": re.compile(rf"{_MEMBER_CUE}{_FILL_SHORT}{_IDVAL}"),
     "zip_code": re.compile(
         rf"{_ZIP_CUE}{_FILL}(\d{{5}}(?:-\d{{4}})?)(?![\d-])|(?<=[,\s])(?:{_STATES}),?\s+(\d{{5}}(?:-\d{{4}})?)(?![\d-])"
@@ -140,6 +150,7 @@ NOT_NAMES = frozenset(
     "Patient Member Customer Client User Service Support Team Agent Portal Record Records Details Info "
     "Information Name Number Id ID Account Office Department Hospital Clinic Center Centre Health Care "
     "January February March April May June July August September October November December Monday "
+    "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Mon Tue Tues Wed Thu Thur Thurs Fri Sat Sun "
     "Tuesday Wednesday Thursday Friday Saturday Sunday Today Tomorrow Yesterday Basic Economy Business "
     "First Class Regular Gold Silver Premium Standard Unknown None Null True False N/A".split()
 )
@@ -203,8 +214,14 @@ def extend_name(text: str, start: int, end: int, stop: frozenset[str] = NOT_NAME
     return start, end
 
 
-def context_spans(text: str) -> list[tuple[int, int, str, str]]:
+def context_spans(text: str, old_before: int | None = None) -> list[tuple[int, int, str, str]]:
     """`(start, end, entity, rule)` of every context-keyed value in `text` (the value only, not its cue).
+
+    Beyond the near cues of `CONTEXT_RX`: a strong cue ("date of birth", "medical record number", "member
+    ID", ...) with no value next to it takes the nearest value of its kind in the same clause, after it or
+    else before it ("{mrn} is my chart number"); a 5-digit number in prose is a zip code unless it reads as
+    a quantity, a sum, money or a numbered thing ("order 55102"); with `old_before`, a full date in that
+    year or earlier (no time of day) is a date of birth.
 
     Cached per string: `curate` asks for each distinct string twice (to learn values, then to redact).
 
@@ -212,15 +229,27 @@ def context_spans(text: str) -> list[tuple[int, int, str, str]]:
         >>> text = "DOB of 02.03.1957, zip 78750, name: Ana Silva"
         >>> [text[s:e] for s, e, *_ in context_spans(text)]
         ['02.03.1957', '78750', 'Ana Silva']
+        >>> t = "S6534835 is my chart number, and I moved out to 30478 after my 1957-03-02 birthday"
+        >>> [t[s:e] for s, e, *_ in context_spans(t)]
+        ['S6534835', '30478', '1957-03-02']
     """
-    return list(_context_spans(text))
+    spans = list(_context_spans(text))
+    if old_before is not None and _DIGIT.search(text):
+        _old_dates(text, old_before, spans)
+    return sorted(spans)
+
+
+_DIGIT = re.compile(r"\d")
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _context_spans(text: str) -> tuple[tuple[int, int, str, str], ...]:
-    out = []
+    strong = _CUE_WORDS.search(text) is not None and _STRONG_CUE.search(text) is not None
+    out, cues_taken = _values_before_cues(text) if strong else ([], set())
     for rule, rx in CONTEXT_RX.items():
         for m in rx.finditer(text):
+            if m.start() in cues_taken:
+                continue  # "S6534835 is my chart number, and ...": the cue's value came before it
             g = next((i for i in range(1, (m.lastindex or 0) + 1) if m.group(i) is not None), None)
             if g is None:
                 continue
@@ -234,7 +263,261 @@ def _context_spans(text: str) -> tuple[tuple[int, int, str, str], ...]:
             elif rule == "query_param" and value.startswith("<"):
                 continue
             out.append((start, end, CONTEXT_ENTITY[rule], rule))
+    if _DIGIT.search(text):
+        if strong:
+            _clause_values(text, out, cues_taken)
+        _bare_zips(text, out)
     return tuple(out)
+
+
+# ------------------------------------------------------------------------------------------ clause rules
+_CLAUSE_END = re.compile(r"(?<=[.!?;])\s+|\n+|\s\|\s")
+# Cues strong enough to reach across a clause (not "user" or "account" alone: "the user wants HAT123").
+_FAR_DOB_CUE = re.compile(rf"{_DOB_CUE}|(?i:\bbirth)")
+_FAR_ID_CUE = re.compile(
+    r"(?i:\b(?:mrn|medical\s+record|health\s+record|chart\s*(?:number|no\.|num|#)|"
+    r"patient\s+(?:id|identifier|number|no\.)|pt\.?\s*id|hospital\s+(?:number|no\.)|dossier|patientennummer|"
+    r"(?:member|subscriber|beneficiary|policy|insurance|insurer|group|medicare|medicaid)\s*"
+    r"(?:id|identifier|number|no\.|num|#|card)|(?:account|acct\.?)\s*(?:number|no\.|num|#)|"
+    r"mbi|medical\s+id|wristband|(?:number|id)\s+on\s+(?:the\s+)?(?:back|front)\s+of\s+(?:my|the|his|her)\s+card|"
+    r"(?:licen[cs]e|passport|certificate)\s+(?:number|no\.|#))(?![A-Za-z]))"
+)
+_ANY_DATE = re.compile(rf"(?<![\w/.-])({DATE}|{_DATE8})(?![\w/-]|\.\d)", re.IGNORECASE)
+_STRONG_CUE = re.compile(rf"{_FAR_DOB_CUE.pattern}|{_FAR_ID_CUE.pattern}|{_ZIP_CUE}")
+# A superset of the words every strong cue contains: a plain alternation, so a text without any is let go fast.
+_CUE_WORDS = re.compile(
+    r"(?i)dob|d\.o\.b|birth|born|mrn|record|chart|pt|hospital|dossier|nummer|member|subscriber|beneficiary|"
+    r"policy|insur|group|medica|mbi|account|acct|licen|passport|certificate|wristband|card|zip|postal|post"
+)
+_ANY_ID = re.compile(rf"(?<![\w#<@./-]){_IDVAL}")
+_TIME_AFTER = re.compile(r"^(?:T|\s*(?:at\s+)?\d{1,2}:\d{2})")
+
+
+# A value, then up to five linking words, then its cue: "{mrn} is my chart number", "{dob} - that's the date
+# on my birth certificate", "{zip} is my zip". Only copulas, determiners and a few nouns of "date" may stand
+# between ("PEP4E0, and enter the policy number" is an instruction, not a value).
+_LINK = (
+    r"(?i:is|was|are|were|be|being|as|that'?s|that’s|it'?s|it’s|its|that|this|the|a|my|his|her|their|our|your|"
+    r"date|day|on|of|from|listed|given|current|new|old|correct|actual|real|full|exact|official)"
+)
+_BETWEEN = rf"(?:[ \t,)\]:=–—-]+{_LINK}){{0,5}}?[ \t,)\]:=–—-]+"  # on one line: not across fields
+_BEFORE_CUE = [
+    (
+        re.compile(rf"(?<![\w/.-])({DATE})(?![\w/-]|\.\d){_BETWEEN}({_FAR_DOB_CUE.pattern})", re.I),
+        "DATE_OF_BIRTH",
+    ),
+    (re.compile(rf"(?<![\w#<@./-]){_IDVAL}{_BETWEEN}({_FAR_ID_CUE.pattern})"), "ID"),
+    (re.compile(rf"(?<![\w$#.,/-])(\d{{5}}(?:-\d{{4}})?)(?![\w-]){_BETWEEN}({_ZIP_CUE})"), "ZIP"),
+]
+
+
+_VALUE_NEXT = re.compile(
+    r"(?i:[ \t]*(?:(?:no\.?|number|num|#|id)[ \t]*)?[:=#]?[ \t]*(?:[A-Za-z]{0,4}[-#]?)?\d)"
+)
+
+
+def _values_before_cues(text: str) -> tuple[list, set[int]]:
+    """Values written before their cue, and the start of each cue so used (forward rules then skip it)."""
+    out, cues = [], set()
+    for rx, entity in _BEFORE_CUE:
+        for m in rx.finditer(text):
+            if _VALUE_NEXT.match(text, m.end(2)):
+                continue  # "mrn: 20190316": the cue has its own value right after it
+            start, end = m.span(1)
+            if entity == "ID" and (end - start < 5 or _ANY_DATE.search(m.group(1))):
+                continue
+            out.append((start, end, entity, f"{entity.lower()}_before_cue"))
+            cues.add(m.start(2))
+    return out, cues
+
+
+def _overlaps(spans: list, start: int, end: int) -> bool:
+    return any(start < e and s < end for s, e, *_ in spans)
+
+
+def _clauses(text: str):
+    last = 0
+    for m in _CLAUSE_END.finditer(text):
+        yield last, m.start()
+        last = m.end()
+    yield last, len(text)
+
+
+def _clause_values(text: str, out: list, cues_taken: set[int]) -> None:
+    """A strong cue with no value beside it takes the nearest value of its kind after it in its clause."""
+    for a, b in _clauses(text):
+        clause = text[a:b]
+        for cue_rx, value_rx, entity, rule in (
+            (_FAR_DOB_CUE, _ANY_DATE, "DATE_OF_BIRTH", "date_of_birth_clause"),
+            (_FAR_ID_CUE, _ANY_ID, "ID", "id_clause"),
+        ):
+            cues = list(cue_rx.finditer(clause))
+            if not cues:
+                continue
+            values = [m.span(1) for m in value_rx.finditer(clause)]
+            if entity == "ID":  # 5+ characters, and not a date, a phone or something already found
+                values = [(s, e) for s, e in values if e - s >= 5 and not _ANY_DATE.search(clause[s:e])]
+            for cue in cues:
+                if a + cue.start() in cues_taken:
+                    continue
+                pick = next((v for v in values if v[0] >= cue.end()), None)  # before it: `_BEFORE_CUE`
+                if pick is None or _overlaps(out, a + pick[0], a + pick[1]):
+                    continue  # no value, or the near rule (or another cue) already took it
+                out.append((a + pick[0], a + pick[1], entity, rule))
+
+
+def _year(date_text: str, ref: int) -> int | None:
+    m = re.search(r"(?<!\d)(\d{4})(?!\d)", date_text)
+    if m:
+        return int(m.group(1))
+    m = re.search(r"(\d{2})\s*$", date_text)  # 02/03/83: the century nearest before `ref`
+    if m:
+        yy = int(m.group(1))
+        return 1900 + yy if 2000 + yy > ref else 2000 + yy
+    return None
+
+
+_PLACEHOLDER_DATES = re.compile(
+    r"(?i)^(?:1900-01-01|1970-01-01|0?1[/.-]0?1[/.-](?:1900|1970)|jan(?:uary)?\.? 1(?:st)?,? (?:1900|1970))$"
+)
+
+
+def _plausible_date(d: str) -> bool:
+    """Not a placeholder or the Unix epoch, and a real month and day where the date is all numbers.
+
+    "27.25.92" and "26.11.11" are phone-number groups far more often than birth dates: numeric forms with a
+    two-digit year count only with slashes ("02/03/83").
+    """
+    if _PLACEHOLDER_DATES.match(d.strip()):
+        return False
+    nums = re.fullmatch(r"(\d{1,4})[/.-](\d{1,2})[/.-](\d{2,4})", d.strip())
+    if nums is None:
+        return True
+    a, b, c = (int(x) for x in nums.groups())
+    if len(nums.group(1)) < 4 and len(nums.group(3)) == 2 and "/" not in d:
+        return False
+    first, second = (b, c) if len(nums.group(1)) == 4 else (a, b)
+    return (first <= 12 and second <= 31) or (second <= 12 and first <= 31)
+
+
+def _old_dates(text: str, old_before: int, out: list) -> None:
+    """Full dates in `old_before` or earlier, with no time of day: dates of birth (Safe Harbor #3)."""
+    for m in _ANY_DATE.finditer(text):
+        start, end = m.span(1)
+        if re.fullmatch(_DATE8, m.group(1)) or ":" in m.group(1) or _TIME_AFTER.match(text[end : end + 12]):
+            continue
+        if not _plausible_date(m.group(1)):
+            continue
+        y = _year(m.group(1), old_before + 10)
+        if y is not None and 1850 < y <= old_before and not _overlaps(out, start, end):
+            out.append((start, end, "DATE_OF_BIRTH", "date_of_birth_old"))
+
+
+# A 5-digit number standing alone in prose, not part of an amount, a sum, a URL, a phone or a longer number.
+_BARE_ZIP = re.compile(
+    r"(?<![\w$€£¥#@.,:/+*=×&%-])(?<![+*=×/-] )(\d{5}(?:-\d{4})?)(?![\w%/:@-]|[.,]\d|\s?[+*=×/])"
+)
+# What makes such a number something other than a zip: a numbered thing before it, a unit or a noun after.
+_NUMBERED_BEFORE = re.compile(
+    r"(?i:\b(?:order|invoice|ticket|room|bed|ward|flight|item|ref|reference|confirmation|tracking|case|claim|"
+    r"ext|extension|unit|suite|ste|apt|apartment|building|bldg|floor|gate|seat|page|line|version|model|part|"
+    r"sku|product|code|pin|number|no|num|id|batch|lot|serial|step|steps|station|route|bus|train|store|form|"
+    r"agreement|contract|voucher|coupon|receipt|transaction|reservation|booking|locker|badge|kit|vial|specimen|"
+    r"sample|table|desk|slot|account|policy|plan|permit|registration|certificate|reference)"
+    r"\.?\s*(?:#|no\.?|number)?\s*(?:[:#=]|is|was|reads)?\s*$|#\s*[:=]?\s*$)"
+)
+_NOT_NOUNS = frozenset(
+    "was is has does this its his hers ours yours theirs yes us plus across always perhaps unless less thus "
+    "as bus".split()
+)
+_UNIT_AFTER = re.compile(
+    r"^\s*(?:(?:mg|mcg|ml|g|kg|km|mi|m|cm|mm|lb|lbs|oz|ft|usd|eur|gbp|k|kb|mb|gb|hz|rpm|cal|kcal|iu|bpm|"
+    r"dollars|euros|pounds|times|x)\b|([a-z]{3,}s)\b)"
+)
+
+
+def _bare_zips(text: str, out: list) -> None:
+    if len(text.split()) < 4 or not any(c.isalpha() for c in text):
+        return  # prose only: a lone number in a tool argument is not judged without its key
+    for m in _BARE_ZIP.finditer(text):
+        start, end = m.span(1)
+        if _NUMBERED_BEFORE.search(text[max(0, start - 24) : start]):
+            continue
+        u = _UNIT_AFTER.match(text[end : end + 16])
+        if u and (u.group(1) is None or u.group(1) not in _NOT_NOUNS):
+            continue
+        if not _overlaps(out, start, end):
+            out.append((start, end, "ZIP", "zip_code_bare"))
+
+
+# ------------------------------------------------------------------------------- keys written as text
+# `key: value`, `key = value`, `"key": "value"` inside prose or a pasted form (not parseable JSON as a whole).
+_KEY_VALUE = re.compile(
+    r"""(?:^|(?<=[\s,{;|(]))["']?([A-Za-z][A-Za-z0-9_ .#/-]{0,28}?)["']?[ \t]*[:=][ \t]*["']?"""
+    r"""((?:[^"'\n,;|{}:]|:(?=\d)){1,60}?)["']?[ \t]*(?=[,;|}\n]|[ \t]{2}|$)""",  # "11:58" may stay in
+    re.MULTILINE,
+)
+_CSV_HEADER_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_ #./-]{0,24}")
+
+
+def _key(k: str) -> str:
+    return re.sub(r"[\s./-]+", "_", k.strip().strip("\"'").lower()).strip("_")
+
+
+_HL7_PID = re.compile(r"(?:^|(?<=[\r\n |]))PID\|[^\r\n]*")
+# HL7 v2 PID fields (1-based after the segment name) -> the JSON key `curate` knows them by
+_HL7_PID_FIELDS = {2: "patient_id", 3: "mrn", 4: "patient_id", 5: "name", 6: "name", 7: "dob", 11: "address",
+                   13: "phone_number", 19: "ssn", 20: "license_number"}  # fmt: skip
+
+
+def _hl7_pid(segment: str) -> list[tuple[str, str]]:
+    """`(key, value)` of an HL7 v2 PID segment: ids, names, birth date, address lines and zip, SSN."""
+    fields = segment.split("|")
+    out = []
+    for i, key in _HL7_PID_FIELDS.items():
+        if i >= len(fields):
+            break
+        for rep in fields[i].split("~"):
+            parts = rep.split("^")
+            if key == "name":
+                out += [("last_name", parts[0]), *[("first_name", p) for p in parts[1:3]]]
+            elif key == "address":
+                out += [("street", parts[0])] + ([("zip", parts[4])] if len(parts) > 4 else [])
+            else:
+                out.append((key, parts[0]))
+    return [(k, v.strip()) for k, v in out if v and v.strip()]
+
+
+def keyed_fields(text: str) -> list[tuple[str, str]]:
+    r"""`(key, value)` pairs written as text: `key: value` forms and CSV-like rows under a header line.
+
+    Keys come back lower case with spaces as underscores, so the JSON key lists of `curate` apply to them.
+
+    Example:
+        >>> keyed_fields('"subscriber_id": "331-667517", "Date of birth": "9/26/2024"')
+        [('subscriber_id', '331-667517'), ('date_of_birth', '9/26/2024')]
+        >>> keyed_fields("name,dob,mrn\nAna Silva,1957-03-02,A528-7649")
+        [('name', 'Ana Silva'), ('dob', '1957-03-02'), ('mrn', 'A528-7649')]
+    """
+    if ":" not in text and "=" not in text and "\n" not in text:
+        return []
+    out = [(_key(m.group(1)), m.group(2).strip()) for m in _KEY_VALUE.finditer(text) if m.group(2).strip()]
+    lines = text.split("\n")
+    for m in _HL7_PID.finditer(text):
+        out += _hl7_pid(m.group(0))
+    for i, line in enumerate(lines[:-1]):
+        delim = next((d for d in (",", "|", "\t", ";") if line.count(d) >= 2), None)
+        if delim is None:
+            continue
+        head = [h.strip() for h in line.strip().strip(delim).split(delim)]
+        if not all(_CSV_HEADER_FIELD.fullmatch(h) for h in head):
+            continue
+        for row in lines[i + 1 :]:
+            values = [v.strip() for v in row.strip().strip(delim).split(delim)]
+            if len(values) != len(head):
+                break
+            out += [(_key(h), v) for h, v in zip(head, values, strict=True) if v]
+    return out
 
 
 def clear_cache() -> None:

@@ -18,6 +18,7 @@ Usage:
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import secrets
@@ -117,6 +118,12 @@ class CurateConfig:
         default=DEFAULT_ADDRESS_KEYS, metadata={"help": "JSON keys of street lines"}
     )
     secret_keys: tuple[str, ...] = DEFAULT_SECRET_KEYS
+    old_date_years: int | None = field(
+        default=10,
+        metadata={
+            "help": "full dates this many years before the calls (or today) are dates of birth; None = off"
+        },
+    )
     hash_length: int = field(default=12, metadata={"help": "hex chars of the id hash (12 = 48 bits)"})
     drop_errors: bool = field(default=True, metadata={"help": "drop calls with status != 'ok'"})
     drop_empty: bool = field(default=True, metadata={"help": "drop calls with no text and no tool call"})
@@ -137,6 +144,8 @@ class CurateConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.old_date_years is not None and self.old_date_years < 0:
+            raise ValueError(f"old_date_years must be >= 0 or None, not {self.old_date_years}")
         if self.keep_facing not in ("both", "machine", "human"):
             raise ValueError(f"keep_facing must be 'both', 'machine' or 'human', not {self.keep_facing!r}")
         if not 0.0 < self.near_dup_threshold <= 1.0:
@@ -198,6 +207,14 @@ def _filter(calls: pl.DataFrame, cfg: CurateConfig) -> tuple[pl.DataFrame, pl.Da
     return kept, dropped
 
 
+def _old_dates_before(calls: pl.DataFrame, years: int | None) -> int | None:
+    """The last year whose full dates count as dates of birth: `years` before the newest call (or today)."""
+    if years is None:
+        return None
+    newest = calls.get_column("timestamp").max() if "timestamp" in calls.columns else None
+    return (newest.year if newest is not None else datetime.date.today().year) - years
+
+
 def curate(calls: pl.DataFrame, config: CurateConfig | None = None) -> CurateResult:
     """Filter, redact, pseudonymize and hash a canonical call table, recording every redaction.
 
@@ -228,7 +245,7 @@ def curate(calls: pl.DataFrame, config: CurateConfig | None = None) -> CurateRes
         salt=cfg.salt if cfg.salt is not None else default_salt(), hash_length=cfg.hash_length
     )
     t1 = time.perf_counter()
-    engine = Engine(cfg, select_redactor(cfg.redactor), pseudo)
+    engine = Engine(cfg, select_redactor(cfg.redactor), pseudo, _old_dates_before(kept, cfg.old_date_years))
     columns = tuple(c for c in cfg.redact_columns if c in kept.columns)
     engine.prepare(kept, columns)
     t_prepare = time.perf_counter() - t1

@@ -18,6 +18,7 @@ Usage:
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any
 
 import polars as pl
 
-from slmlab.curate.context import DATE_RE, NOT_NAMES, context_spans, extend_name
+from slmlab.curate.context import DATE_RE, NOT_NAMES, context_spans, extend_name, keyed_fields
 from slmlab.curate.redact import Pseudonymizer, Redactor, Span, resolve_overlaps
 
 DEFAULT_ID_KEYS = (
@@ -33,7 +34,7 @@ DEFAULT_ID_KEYS = (
     "reservation_id", "reservations", "booking_id", "order_id", "order_ids", "payment_id",
     "payment_method_id", "session_id", "conversation_id", "device_id", "phone_number_id", "mrn",
     "medical_record_number", "subscriber_id", "beneficiary_id", "policy_number", "account_number",
-    "insurance_id", "license_number", "passport_number", "ssn",
+    "insurance_id", "license_number", "passport_number", "ssn", "mbi", "medicare_id", "medicaid_id",
 )  # fmt: skip
 # Payment-method ids keep their kind as a prefix (`credit_card_` + hash) so training targets keep their shape.
 DEFAULT_ID_PATTERNS = (
@@ -61,6 +62,15 @@ NAME_PARTS = frozenset({"text", "family", "given", "first", "last", "middle", "f
 IDENTIFIER_PARENTS = frozenset({"identifier", "identifiers"})
 ADDRESS_PARENTS = frozenset({"address", "addresses", "home_address", "billing_address", "shipping_address"})
 ADDRESS_LINE_KEYS = frozenset({"line", "lines", "text", "street", "address", "address1", "address2"})
+# Keys that name a person's identifier whatever else they say ("payer_member_id", "payee_acct",
+# "medicare_no"); not product or catalog ids ("plan_id", "item_id"), which stay task content.
+_PERSONAL_ID_KEY = re.compile(
+    r"(?:^|_)(?:(?:member|subscriber|beneficiary|policy|insurance|insured|payer|medicare|medicaid|patient|"
+    r"account|passport|licen[cs]e|medical_record)_(?:id|number|no|num|#)|mbi|mrn|ssn|acct)$"
+)
+# An id written as text: one token with a digit ("insurance: W123, admitted to room 412" is not one).
+_ID_TOKEN = re.compile(r"(?=\S*\d)[A-Za-z0-9][\w./#-]{2,40}")
+_ZIP_KEY = re.compile(r"zip|postal|postcode")  # "ship_zip", "zip5", "billing_postal_code"
 _ZIP_VALUE = re.compile(r"^\s*\d{5}(?:-\d{4})?\s*$")
 # Capitalized words that are also names of people; never replaced in free text because a name key held them.
 NAME_STOPWORDS = NOT_NAMES | frozenset(
@@ -137,8 +147,11 @@ def _name_ok(v: str) -> bool:
 class Engine:
     """Redacts the text columns of a call table; see the module docstring."""
 
-    def __init__(self, cfg: Any, redactor: Redactor, pseudo: Pseudonymizer):
+    def __init__(
+        self, cfg: Any, redactor: Redactor, pseudo: Pseudonymizer, old_dates_before: int | None = None
+    ):
         self.cfg = cfg
+        self.old_dates_before = old_dates_before  # full dates in this year or earlier are dates of birth
         self.redactor = redactor
         self.pseudo = pseudo
         low = lambda keys: {k.lower() for k in keys}  # noqa: E731
@@ -183,12 +196,19 @@ class Engine:
                         self.collecting.add(s)
         strings, self.collecting = self.collecting, None
         self.json_cache.clear()
-        if callable(getattr(self.redactor, "prepare", None)):
-            for name in self.redactor.prepare(strings):
+        prepare = getattr(self.redactor, "prepare", None)
+        if callable(prepare):
+            known = [v for v, e in self.known.items() if e == "PERSON"]
+            takes_known = "known_names" in inspect.signature(prepare).parameters
+            for name in prepare(strings, known_names=known) if takes_known else prepare(strings):
                 self.remember(name, "PERSON")
         for s in strings:
-            for start, end, entity, _rule in context_spans(s):
+            for start, end, entity, _rule in context_spans(s, self.old_dates_before):
                 self.remember(s[start:end], entity)
+            for key, value in keyed_fields(s):  # "dependent_dob: 9/26/2024", CSV rows under "name,dob,mrn"
+                kind = self._keyed_kind(key, "", value)
+                if kind is not None and (kind[1] != "ID" or _ID_TOKEN.fullmatch(value)):
+                    self.remember(value, kind[1])
         words = sorted(self.known, key=len, reverse=True)
         if words:
             self.known_rx = re.compile(r"(?<![\w])" + trie_regex(words) + r"(?![\w])")
@@ -259,13 +279,13 @@ class Engine:
         return ph, [("", rule, entity, ph, len(value))]
 
     def _keyed_kind(self, k: str, parent: str, v: str) -> tuple[str, str] | None:
-        if k in self.id_keys or (parent in IDENTIFIER_PARENTS and k == "value"):
+        if k in self.id_keys or (parent in IDENTIFIER_PARENTS and k == "value") or _PERSONAL_ID_KEY.search(k):
             return "id_key", "ID"
         if (k in self.dob_keys or "birth" in k or k.endswith("dob")) and DATE_RE.match(v):
             return "dob_key", "DATE_OF_BIRTH"
         if k in self.name_keys or (parent in NAME_PARENTS and k in NAME_PARTS):
             return "name_key", "PERSON"
-        if k in self.zip_keys and _ZIP_VALUE.match(v):
+        if (k in self.zip_keys or _ZIP_KEY.search(k)) and _ZIP_VALUE.match(v):
             return "zip_key", "ZIP"
         if parent in ADDRESS_PARENTS and k in ADDRESS_LINE_KEYS:
             return "address_key", "ADDRESS"

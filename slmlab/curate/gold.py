@@ -6,9 +6,10 @@
 - `PRESIDIO_CONTEXT_SENTENCES`, `SYNTHEA_PATIENT`: published test data of Microsoft Presidio
   (`presidio-analyzer/tests/data/context_sentences_tests.txt` and `synthetic.json`, a Synthea FHIR
   Patient; Presidio is MIT-licensed, Synthea Apache-2.0), with the identifying values marked.
-- `generated_calls`: a call table of free-text sentences from templates written for this set, not from the
-  rules' own cues (varied wording, names from a dozen naming cultures, dates in eleven formats), in user
-  turns, answers, tool arguments and FHIR tool results.
+- `generated_calls`: a call table of free-text sentences from templates (names from a dozen naming
+  cultures, dates in eleven formats) in user turns, answers, tool arguments and FHIR tool results: the dev
+  and first held-out templates here, and five blind sets by authors who never read the rules
+  (`slmlab/resources/pii_blind_templates.json`, with each author's note and non-personal `keep` values).
 - `leak_table`: recall per kind (share of distinct gold values found nowhere in the curated text), with a
   Wilson 95% interval.
 
@@ -25,6 +26,7 @@ import math
 import random
 import re
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 
 import polars as pl
@@ -153,8 +155,8 @@ _LAST = (
 _MONTHS = "January February March April May June July August September October November December".split()
 
 
-def _date(rng: random.Random) -> str:
-    y, m, d = rng.randint(1931, 2006), rng.randint(1, 12), rng.randint(1, 28)
+def _date(rng: random.Random, years: tuple[int, int] = (1931, 2006)) -> str:
+    y, m, d = rng.randint(*years), rng.randint(1, 12), rng.randint(1, 28)
     mon = _MONTHS[m - 1]
     fmts = [
         f"{y}-{m:02d}-{d:02d}", f"{m:02d}/{d:02d}/{y}", f"{m}/{d}/{y}", f"{d:02d}.{m:02d}.{y}",
@@ -215,7 +217,8 @@ _TEMPLATES = [
     "Thanks {f}, I have updated your address to {s}.",
     "Subscriber ID {b}, member {n}, DOB {d}.",
 ]
-# Held out: written after the rules were last changed and never used to tune them (report both sets).
+# Held out when written (after the rules); its misses (a DOB far from its cue, a zip with no cue) later shaped
+# the sentence-wide DOB cue and the bare-zip rule, so it is no longer blind (the "blind*" sets are).
 HELDOUT_TEMPLATES = [
     "Quick question about {n} - they were born {d} and their chart # is {m}",
     "Could you tell me if there's an MRN on file for {l}, {f}? Birthdate {d}.",
@@ -233,9 +236,11 @@ _KIND_OF = {"n": "name", "f": "name", "l": "name", "d": "date_of_birth", "m": "m
 _SLOT = re.compile(r"\{(\w)\}")
 
 
-def _fill(template: str, rng: random.Random) -> tuple[str, list[tuple[str, str]], dict]:
+def _fill(
+    template: str, rng: random.Random, years: tuple[int, int]
+) -> tuple[str, list[tuple[str, str]], dict]:
     f, last = rng.choice(_FIRST), rng.choice(_LAST)
-    vals = {"n": f"{f} {last}", "f": f, "l": last, "d": _date(rng), "m": _mrn(rng), "b": _member(rng),
+    vals = {"n": f"{f} {last}", "f": f, "l": last, "d": _date(rng, years), "m": _mrn(rng), "b": _member(rng),
             "a": str(rng.randint(10**7, 10**10)), "z": f"{rng.randint(1001, 99950):05d}", "s": _street(rng)}  # fmt: skip
     used = {k for k in _SLOT.findall(template)}
     gold = [(_KIND_OF[k], vals[k]) for k in used if k != "n"]
@@ -244,7 +249,25 @@ def _fill(template: str, rng: random.Random) -> tuple[str, list[tuple[str, str]]
     return template.format(**vals), gold, vals
 
 
-def generated_calls(n: int = 600, seed: int = 0, heldout: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _blind_sets() -> dict:
+    """The blind template sets (`slmlab/resources/pii_blind_templates.json`): written by five authors who
+    never read the rules; each set's provenance says how it was used (see the README's curate section)."""
+    path = Path(str(resources.files("slmlab") / "resources" / "pii_blind_templates.json"))
+    return json.loads(path.read_text(encoding="utf-8"))["sets"]
+
+
+_BLIND = _blind_sets()
+#: template set -> (templates, birth years drawn): the blind sets also have children (born up to 2024)
+TEMPLATE_SETS = {
+    "dev": (_TEMPLATES, (1931, 2006)),
+    "heldout": (HELDOUT_TEMPLATES, (1931, 2006)),
+    **{name: (b["templates"], tuple(b["birth_years"])) for name, b in _BLIND.items()},
+}
+#: template set -> the non-personal values written in its templates (a redactor should leave them)
+KEEP_VALUES = {name: b["keep"] for name, b in _BLIND.items()}
+
+
+def generated_calls(n: int = 600, seed: int = 0, templates: str = "dev") -> tuple[pl.DataFrame, pl.DataFrame]:
     """A call table of `n` medical / customer-service sessions built from free-text templates.
 
     Each session puts one filled template in a user turn; one in three sessions also has the agent search
@@ -253,17 +276,21 @@ def generated_calls(n: int = 600, seed: int = 0, heldout: bool = False) -> tuple
     Args:
         n: sessions.
         seed: random seed.
-        heldout: draw from `HELDOUT_TEMPLATES` (never used to tune the rules) instead of the dev templates.
+        templates: "dev" (written with the rules), "heldout" (written after them; its misses then widened
+            the rules) or "blind" .. "blind5" (each by an author who never read the rules; the misses of
+            blind .. blind4 changed the rules in turn, blind5 never did: its `provenance` in the JSON).
 
     Returns:
         (calls in `schema.CALL_SCHEMA`, gold values with `GOLD_SCHEMA`).
     """
     rng = random.Random(seed)
-    templates = HELDOUT_TEMPLATES if heldout else _TEMPLATES
+    if templates not in TEMPLATE_SETS:
+        raise ValueError(f"templates must be one of {sorted(TEMPLATE_SETS)}, not {templates!r}")
+    chosen, years = TEMPLATE_SETS[templates]
     rows, gold = [], []
     for i in range(n):
         sid = f"gen-{seed}-{i}"
-        sentence, g, v = _fill(rng.choice(templates), rng)
+        sentence, g, v = _fill(rng.choice(chosen), rng, years)
         gold += [(k, val, sid) for k, val in g]
         msgs = [{"role": "system", "content": "You are a clinical assistant with FHIR tools."},
                 {"role": "user", "content": sentence}]  # fmt: skip

@@ -130,13 +130,15 @@ class SpacyNerRedactor(Redactor):
             if any(w.lower() not in self._common and w not in NOT_NAMES for w in _CAP_WORD.findall(seg)):
                 yield m
 
-    def prepare(self, texts: Iterable[str]) -> set[str]:
+    def prepare(self, texts: Iterable[str], known_names: Iterable[str] = ()) -> set[str]:
         """Run NER on every distinct candidate piece of `texts` in batches; returns the names found.
 
         `curate` calls this once with every distinct string of the call table. Words that appear in lower
         case three times or more in the data (outside emails and ids) are common words there, so a piece
         whose only capitalized words are such words ("Arrival", "However") is not sent to NER: on
         tau-bench this halves the text NER reads. Names found are then replaced wherever they appear.
+        `known_names` (names `curate` already found under name keys) count as common words too: a piece
+        whose only uncommon capitalized words are known names ("Thanks, Mia!") has nothing to add.
         """
         texts = list(texts)
         counts: dict[str, int] = {}
@@ -144,7 +146,8 @@ class SpacyNerRedactor(Redactor):
             for w in _LOWER_WORD.findall(t):
                 counts[w] = counts.get(w, 0) + 1
         stop = require("spacy.lang.en.stop_words", "pii").STOP_WORDS
-        self._common = frozenset({w for w, c in counts.items() if c >= 3} | set(stop))
+        known = {w.lower() for name in known_names for w in name.split()}
+        self._common = frozenset({w for w, c in counts.items() if c >= 3} | set(stop) | known)
         lines = [m.group(0) for t in texts for m in self._candidate_lines(t)]
         self._run(lines)
         return {
