@@ -12,7 +12,10 @@ afterwards. Each measurement runs in its own subprocess; peak memory is that chi
   table streamed to parquet, a byte-level progress bar), then, in a second process, `profile_table(out)`
   (summary and per-model / agent profile through a lazy scan that never decodes the texts). Each side's
   peak is reported: ingest's should not grow with the file; the profile's grows with the number of calls
-  (~0.5 KB per call: the text-free columns it aggregates), not with the bytes of their texts.
+  (~260 bytes a call: polars' exact quantiles and distinct counts), not with the bytes of their texts.
+- sharded: the same log cut into 2 shard files, ingested by `slmlab.pipeline.distributed.run_distributed`
+  on a 2-worker Dask `LocalCluster` started in that child (one shard per worker; wall time includes
+  starting the cluster). Peak memory is not reported for it (it is spread over the worker processes).
 
 Usage:
     python benchmarks/bench_stream.py                 # 2.5 GB and 5 GB
@@ -83,6 +86,34 @@ def run_ingest(path: str, out_dir: str) -> dict:
     return {"calls": table.totals()["calls"], "totals": table.totals()}
 
 
+def split_shards(path: Path, folder: Path, n: int, block_bytes: int = 64 << 20) -> list[Path]:
+    """The same log as `n` shard files (whole lines, about `block_bytes` to each in turn): a sharded export."""
+    folder.mkdir(parents=True, exist_ok=True)
+    outs = [open(folder / f"calls-{i}.jsonl", "wb") for i in range(n)]  # noqa: SIM115 - closed below
+    try:
+        with open(path, "rb") as f:
+            i, carry = 0, b""
+            while block := f.read(block_bytes):
+                block = carry + block
+                cut = block.rfind(b"\n") + 1
+                outs[i % n].write(block[:cut])
+                carry, i = block[cut:], i + 1
+            outs[i % n].write(carry)
+    finally:
+        for o in outs:
+            o.close()
+    return sorted(folder.glob("*.jsonl"))
+
+
+def run_sharded(path: str, out_dir: str) -> dict:
+    """The shards of `path` (a folder) ingested by `run_distributed` on a 2-worker Dask LocalCluster."""
+    from slmlab.pipeline.distributed import local_cluster, run_distributed
+
+    with local_cluster(n_workers=2) as client:
+        res = run_distributed(path, out_dir, client=client, curate=False)
+    return {"calls": res.table.totals()["calls"], "seconds_ingest": round(res.seconds_ingest, 1)}
+
+
 def run_profile(path: str, out_dir: str) -> dict:
     from slmlab.collect.shard_profile import profile_table
 
@@ -110,11 +141,14 @@ def main() -> None:
     p.add_argument("--gb", type=float, nargs="+", default=[2.5, 5.0], help="log sizes in GB (10^9 bytes)")
     p.add_argument("--tmp", default=tempfile.gettempdir(), help="where the log and the table go (deleted)")
     p.add_argument("--keep", action="store_true", help="keep the generated files")
+    p.add_argument("--no-sharded", action="store_true", help="skip the 2-shard, 2-worker Dask measurement")
     p.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         kind, path, out_dir = args.worker
-        run = {"polars": run_reference, "ingest": run_ingest, "profile": run_profile}[kind]
+        run = {"polars": run_reference, "ingest": run_ingest, "profile": run_profile, "sharded": run_sharded}[
+            kind
+        ]
         res = run(path, out_dir) if kind != "polars" else run(path)
         print(json.dumps(res))
         return
@@ -145,6 +179,11 @@ def main() -> None:
             ing = measure("ingest", log, work / "table")
             prof = measure("profile", log, work / "table")
             table_gb = sum(f.stat().st_size for f in (work / "table").rglob("*") if f.is_file()) / 1e9
+            sharded = None
+            if not args.no_sharded:
+                split_shards(log, work / "shards", 2)
+                sharded = measure("sharded", work / "shards", work / "sharded")
+                assert sharded["calls"] == info["lines"], sharded
             assert ing["calls"] == prof["calls"] == ref["calls"] == info["lines"], (ing, prof, ref, info)
             ours_s = ing["seconds"] + prof["seconds"]
             row = {
@@ -160,6 +199,8 @@ def main() -> None:
                 "ratio_time": round(ours_s / ref["seconds"], 2),
                 "table_gb": round(table_gb, 2),
                 "mb_per_s": round(info["bytes"] / 1e6 / ours_s, 1),
+                "sharded_2_workers_s": sharded["seconds"] if sharded else None,
+                "sharded_ratio_time": round(sharded["seconds"] / ref["seconds"], 2) if sharded else None,
             }
             rows.append(row)
             print(json.dumps(row))
@@ -169,14 +210,14 @@ def main() -> None:
     print(f"\nload average after: {os.getloadavg()}")
     print(
         "| GB | calls | polars scan s | polars peak MB | slmlab s (ingest + profile) | ingest peak MB "
-        "| profile peak MB | time ratio | MB/s |"
+        "| profile peak MB | time ratio | MB/s | 2 shards, 2 Dask workers: ingest s (ratio) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['gb']} | {r['calls']:,} | {r['polars_s']} | {r['polars_peak_mb']} | {r['slmlab_s']} "
             f"({r['slmlab_ingest_s']} + {r['slmlab_profile_s']}) | {r['ingest_peak_mb']} | {r['profile_peak_mb']} "
-            f"| {r['ratio_time']}x | {r['mb_per_s']} |"
+            f"| {r['ratio_time']}x | {r['mb_per_s']} | {r['sharded_2_workers_s']} ({r['sharded_ratio_time']}x) |"
         )
 
 

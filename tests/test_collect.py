@@ -531,3 +531,21 @@ def test_trace_readers_quarantine_bad_records(tmp_path):
     res = run(lf, tmp_path)
     assert (res.summary.read, res.summary.ingested, res.summary.quarantined) == (3, 1, 2)
     assert [e["line"] for e in res.quarantined()] == [2, 3]
+
+
+def test_call_id_set_matches_a_python_set_across_flushes_and_merges():
+    import random
+
+    from slmlab.collect.idset import CallIdSet
+
+    rng = random.Random(0)
+    ids = [f"call-{rng.randrange(5_000)}" for _ in range(20_000)]  # many repeats
+    small = CallIdSet(buffer=64)  # flushes and merges many times
+    plain: set[str] = set()
+    for cid in ids:
+        assert small.add(cid) == (cid not in plain), cid
+        plain.add(cid)
+    assert len(small) == len(plain)
+    assert all(c in small for c in plain)
+    assert not any(f"other-{i}" in small for i in range(2_000))
+    assert small.nbytes <= 8 * len(plain)

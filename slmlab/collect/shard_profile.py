@@ -40,12 +40,15 @@ PROFILE_COLUMNS = (
 )
 
 
-def profile_frame(calls: pl.LazyFrame | ShardedTable, keep: Sequence[str] = ()) -> pl.DataFrame:
+def profile_frame(
+    calls: pl.LazyFrame | ShardedTable, keep: Sequence[str] = (), lazy: bool = False
+) -> pl.DataFrame | pl.LazyFrame:
     """The call table as the profile functions need it, from a lazy scan: every `CALL_SCHEMA` column, but
     only `PROFILE_COLUMNS` and `keep` read; `response_text` as "" where present (null where absent) unless
     kept; everything else null.
 
-    Memory: a few hundred bytes per call whatever the texts weigh; the prompt column is never decoded.
+    Memory: collected, a few hundred bytes per call whatever the texts weigh (the prompt column is never
+    decoded); `lazy=True` returns the scan itself, for the profile functions to aggregate by streaming.
 
     Example:
         >>> profile_frame(ShardedTable.open("runs/nov/calls"), keep=("task_label",)).height  # doctest: +SKIP
@@ -59,7 +62,8 @@ def profile_frame(calls: pl.LazyFrame | ShardedTable, keep: Sequence[str] = ()) 
             return pl.when(pl.col(c).is_not_null()).then(pl.lit("")).alias(c)
         return pl.lit(None, dtype=dtype).alias(c)
 
-    return lf.select([col(c, t) for c, t in CALL_SCHEMA.items()]).collect(engine="streaming")
+    frame = lf.select([col(c, t) for c, t in CALL_SCHEMA.items()])
+    return frame if lazy else frame.collect(engine="streaming")
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class TableProfile:
 
     summary: Any  # slmlab.collect.profile.CallSummary
     by_group: pl.DataFrame
-    frame: pl.DataFrame  # the text-free frame both were computed from (for more profile calls / plots)
+    frame: pl.LazyFrame  # the text-free scan both came from (`.collect()` it for the plots)
 
 
 def profile_table(
@@ -89,7 +93,7 @@ def profile_table(
         calls = ShardedTable.open(calls)
     groups = [by] if isinstance(by, str) else list(by)
     keep = [g for g in groups if g in CALL_SCHEMA] + (["response_text"] if "action" in groups else [])
-    frame = profile_frame(calls, keep=keep)
+    frame = profile_frame(calls, keep=keep, lazy=True)  # aggregated by streaming: memory follows the groups
     return TableProfile(summary(frame, calls_per_day=calls_per_day), profile_calls(frame, by=by), frame)
 
 
