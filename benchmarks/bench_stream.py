@@ -12,7 +12,7 @@ afterwards. Each measurement runs in its own subprocess; peak memory is that chi
   table streamed to parquet, a byte-level progress bar), then, in a second process, `profile_table(out)`
   (summary and per-model / agent profile through a lazy scan that never decodes the texts). Each side's
   peak is reported: ingest's should not grow with the file; the profile's grows with the number of calls
-  (~260 bytes a call: polars' exact quantiles and distinct counts), not with the bytes of their texts.
+  (~240 bytes a call of polars' aggregation state), not with the bytes of their texts.
 - sharded: the same log cut into 2 shard files, ingested by `slmlab.pipeline.distributed.run_distributed`
   on a 2-worker Dask `LocalCluster` started in that child (one shard per worker; wall time includes
   starting the cluster). Peak memory is not reported for it (it is spread over the worker processes).

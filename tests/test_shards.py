@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from slmlab.collect import ingest
 from slmlab.collect.shard_profile import profile_frame, profile_table
@@ -163,13 +164,14 @@ def test_profile_and_curate_the_lazy_table(shard_dir, tmp_path):
     by_action = profile_table(table, by="action").by_group  # an action can be written in the text: read it
     from slmlab.collect.profile import profile_calls as _pc
 
-    assert by_action.equals(_pc(table.collect(), by="action"))
+    # streamed sums may differ from in-memory ones in the last bits (another summation order)
+    assert_frame_equal(by_action, _pc(table.collect(), by="action"), rel_tol=1e-12)
     prof = profile_table(tmp_path / "calls", by="agent")
     full = table.collect()
     from slmlab.collect.profile import profile_calls, summary
 
     assert prof.summary == summary(full)
-    assert prof.by_group.equals(profile_calls(full, by="agent"))
+    assert_frame_equal(prof.by_group, profile_calls(full, by="agent"), rel_tol=1e-12)
     from slmlab.curate import CurateConfig, curate
 
     cfg = CurateConfig(salt="test-salt", redactor="patterns")  # the spaCy model adds nothing to this check

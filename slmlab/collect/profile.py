@@ -95,8 +95,7 @@ def _quantile(col: str, q: float) -> pl.Expr:
 
 
 def _collect(frame: Frame) -> pl.DataFrame:
-    # A lazy frame goes to polars' streaming engine. Exact quantiles and distinct counts still hold per-call
-    # state there (measured: ~260 bytes a call on the bench_stream log, against ~400 for a collected frame).
+    # A lazy frame goes to polars' streaming engine (grouped distinct counts and quantiles: `_lean_aggs`).
     return frame.collect(engine="streaming") if isinstance(frame, pl.LazyFrame) else frame
 
 
@@ -122,10 +121,20 @@ def profile_calls(
     """
     by = [by] if isinstance(by, str) else list(by)
     df = _prepare(calls, collapse_snapshots, action="action" in by)
+    lazy = isinstance(df, pl.LazyFrame)
+    per_call = (
+        ()
+        if lazy
+        else (  # held per call by polars: a lazy scan gets them from `_lean_aggs`
+            pl.col("session_id").n_unique().alias("sessions"),
+            _quantile("latency_ms", 0.5).alias("latency_p50_ms"),
+            _quantile("latency_ms", 0.9).alias("latency_p90_ms"),
+        )
+    )
     grouped = _collect(
         df.group_by(by).agg(
             pl.len().alias("calls"),
-            pl.col("session_id").n_unique().alias("sessions"),
+            *per_call,
             pl.col("input_tokens").sum(),
             pl.col("cached_input_tokens").sum(),
             pl.col("output_tokens").sum(),
@@ -133,8 +142,6 @@ def profile_calls(
             pl.col("output_tokens").mean().alias("mean_output_tokens"),
             pl.col("cost_usd").sum(),
             pl.col("latency_ms").mean().alias("latency_mean_ms"),
-            _quantile("latency_ms", 0.5).alias("latency_p50_ms"),
-            _quantile("latency_ms", 0.9).alias("latency_p90_ms"),
             pl.col("_tool").mean().alias("tool_call_share"),
             pl.col("_text").mean().alias("text_share"),
             pl.col("_error").mean().alias("error_share"),
@@ -143,6 +150,8 @@ def profile_calls(
             pl.col("cost_usd").is_null().mean().alias("cost_missing_share"),
         )
     )
+    if lazy:
+        grouped = grouped.join(_lean_aggs(df, by, grouped.select(by)), on=by, how="left", nulls_equal=True)
     n, total_cost = int(grouped["calls"].sum()), grouped["cost_usd"].sum()
     out = grouped.with_columns(
         (pl.col("calls") / max(n, 1)).alias("share_calls"),
@@ -150,8 +159,29 @@ def profile_calls(
         (pl.col("cost_usd") / pl.col("calls")).alias("cost_per_call"),
     ).sort(["cost_usd", "calls", *by], descending=[True, True] + [False] * len(by), nulls_last=True)
     first = [*by, "calls", "share_calls", "sessions", "input_tokens", "cached_input_tokens", "output_tokens",
-             "mean_input_tokens", "mean_output_tokens", "cost_usd", "share_cost", "cost_per_call"]  # fmt: skip
+             "mean_input_tokens", "mean_output_tokens", "cost_usd", "share_cost", "cost_per_call",
+             "latency_mean_ms", "latency_p50_ms", "latency_p90_ms"]  # fmt: skip
     return out.select(first + [c for c in out.columns if c not in first])
+
+
+def _lean_aggs(df: pl.LazyFrame, by: list[str], keys: pl.DataFrame) -> pl.DataFrame:
+    """Sessions and latency p50 / p90 per group of a lazy scan, without polars' per-call group state.
+
+    A grouped distinct count or exact quantile makes polars hold ~150 bytes a call; the distinct
+    (group, session) pairs streamed, then one group's latencies at a time, hold a few bytes a call of the
+    largest group instead. Same numbers as the in-memory aggregation.
+    """
+    sessions = _collect(df.select(*by, "session_id").unique().group_by(by).agg(pl.len().alias("sessions")))
+    rows = []
+    for key in keys.iter_rows():
+        match = pl.all_horizontal(
+            [pl.col(c).is_null() if v is None else pl.col(c) == v for c, v in zip(by, key, strict=True)]
+        )
+        lat = _collect(df.filter(match).select("latency_ms"))["latency_ms"]
+        rows.append((*key, lat.quantile(0.5, "linear"), lat.quantile(0.9, "linear")))
+    schema = {**keys.schema, "latency_p50_ms": pl.Float64, "latency_p90_ms": pl.Float64}
+    quantiles = pl.DataFrame(rows, schema=schema, orient="row")
+    return sessions.join(quantiles, on=by, how="full", coalesce=True, nulls_equal=True)
 
 
 @dataclass(frozen=True)
