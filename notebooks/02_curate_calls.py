@@ -109,14 +109,14 @@ decoys_kept = planted_corpus.find_leaks(check.calls, planted.filter(pl.col("deco
 
 # %% [markdown]
 # The planted corpus was written with the rules in mind. A fairer check is data the redactor was not
-# written against: sentences from templates by an author who never read the rules (`blind5`: forms, CSV
+# written against: sentences from templates by an author who never read the rules (`blind6`: forms, CSV
 # rows, HL7 fragments, clinical shorthand, chat; names from a dozen naming cultures, dates of birth in
 # eleven formats) in user turns, FHIR tool results and tool arguments. Recall per kind, with a 95%
-# interval; `benchmarks/bench_curate.py` adds four more blind sets, the tau-bench profiles and Presidio's
+# interval; `benchmarks/bench_curate.py` adds five more blind sets, the tau-bench profiles and Presidio's
 # published test sentences. Member ids and account numbers under unfamiliar labels stay below 99%.
 
 # %%
-gold_calls, gold = cu.gold.generated_calls(n=GOLD_SESSIONS, seed=0, templates="blind5")
+gold_calls, gold = cu.gold.generated_calls(n=GOLD_SESSIONS, seed=0, templates="blind6")
 gold_check = cu.curate(gold_calls, cu.CurateConfig(salt="gold-check", redactor=REDACTOR))
 cu.gold.leak_table(gold_calls, gold_check.calls, gold)
 

@@ -125,7 +125,11 @@ def test_keys_written_as_text_csv_rows_and_hl7_pid_are_redacted_by_their_key():
     text = (
         "Key: value dump - payer_member_id: QX7731902 | dependent_dob: 2019-06-04\n"
         "name,dob,mrn,ship zip\nTomasz Wrona,2019-06-04,K-4417102,60614\n"
-        "PID|1||77120045^^^EHR^MR||Wrona^Tomasz^^^||20190604|M|||8 Birch Way^^Evanston^IL^60201"
+        "PID|1||77120045^^^EHR^MR||Wrona^Tomasz^^^||20190604|M|||8 Birch Way^^Evanston^IL^60201\n"
+        + "IN1|1|PPO01"
+        + "|" * 34
+        + "POL7719023\n"  # IN1-36: the policy number
+        + "status: ok | billed_to_account: 4417203391 | plan_id: P1006"
     )
     calls, _ = generated_calls(n=3, seed=1)
     msgs = json.dumps([{"role": "user", "content": text}])
@@ -144,8 +148,11 @@ def test_keys_written_as_text_csv_rows_and_hl7_pid_are_redacted_by_their_key():
         "20190604",
         "8 Birch Way",
         "60201",
+        "POL7719023",
+        "4417203391",
     ):
         assert value not in got, (value, got)
+    assert "P1006" in got and "PPO01" in got  # a plan's catalog id is not a person's
     assert "Key: value dump" in got and "PID|1||" in got  # the layout stays
 
 

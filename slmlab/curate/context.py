@@ -464,17 +464,22 @@ def _key(k: str) -> str:
     return re.sub(r"[\s./-]+", "_", k.strip().strip("\"'").lower()).strip("_")
 
 
-_HL7_PID = re.compile(r"(?:^|(?<=[\r\n |]))PID\|[^\r\n]*")
+_HL7_PID = re.compile(r"(?:^|(?<=[\r\n |]))(?:PID|IN1)\|[^\r\n]*")
 # HL7 v2 PID fields (1-based after the segment name) -> the JSON key `curate` knows them by
 _HL7_PID_FIELDS = {2: "patient_id", 3: "mrn", 4: "patient_id", 5: "name", 6: "name", 7: "dob", 11: "address",
                    13: "phone_number", 19: "ssn", 20: "license_number"}  # fmt: skip
 
 
+# HL7 v2 IN1 (insurance) fields: 36 policy number, 49 the insured's id number
+_HL7_IN1_FIELDS = {36: "policy_number", 49: "member_id"}
+
+
 def _hl7_pid(segment: str) -> list[tuple[str, str]]:
-    """`(key, value)` of an HL7 v2 PID segment: ids, names, birth date, address lines and zip, SSN."""
+    """`(key, value)` of an HL7 v2 PID segment (ids, names, birth date, address lines and zip, SSN) or IN1
+    segment (policy and insured's id numbers)."""
     fields = segment.split("|")
     out = []
-    for i, key in _HL7_PID_FIELDS.items():
+    for i, key in (_HL7_IN1_FIELDS if fields[0] == "IN1" else _HL7_PID_FIELDS).items():
         if i >= len(fields):
             break
         for rep in fields[i].split("~"):

@@ -62,11 +62,11 @@ NAME_PARTS = frozenset({"text", "family", "given", "first", "last", "middle", "f
 IDENTIFIER_PARENTS = frozenset({"identifier", "identifiers"})
 ADDRESS_PARENTS = frozenset({"address", "addresses", "home_address", "billing_address", "shipping_address"})
 ADDRESS_LINE_KEYS = frozenset({"line", "lines", "text", "street", "address", "address1", "address2"})
-# Keys that name a person's identifier whatever else they say ("payer_member_id", "payee_acct",
-# "medicare_no"); not product or catalog ids ("plan_id", "item_id"), which stay task content.
+# Keys that name a person's identifier whatever else they say ("payer_member_id", "billed_to_account",
+# "medicare_no"), when the value is one id-like token; not product or catalog ids ("plan_id", "item_id").
 _PERSONAL_ID_KEY = re.compile(
     r"(?:^|_)(?:(?:member|subscriber|beneficiary|policy|insurance|insured|payer|medicare|medicaid|patient|"
-    r"account|passport|licen[cs]e|medical_record)_(?:id|number|no|num|#)|mbi|mrn|ssn|acct)$"
+    r"account|passport|licen[cs]e|medical_record)_(?:id|number|no|num|#)|mbi|mrn|ssn|acct|account)$"
 )
 # An id written as text: one token with a digit ("insurance: W123, admitted to room 412" is not one).
 _ID_TOKEN = re.compile(r"(?=\S*\d)[A-Za-z0-9][\w./#-]{2,40}")
@@ -279,7 +279,9 @@ class Engine:
         return ph, [("", rule, entity, ph, len(value))]
 
     def _keyed_kind(self, k: str, parent: str, v: str) -> tuple[str, str] | None:
-        if k in self.id_keys or (parent in IDENTIFIER_PARENTS and k == "value") or _PERSONAL_ID_KEY.search(k):
+        if k in self.id_keys or (parent in IDENTIFIER_PARENTS and k == "value"):
+            return "id_key", "ID"
+        if _PERSONAL_ID_KEY.search(k) and _ID_TOKEN.fullmatch(v):
             return "id_key", "ID"
         if (k in self.dob_keys or "birth" in k or k.endswith("dob")) and DATE_RE.match(v):
             return "dob_key", "DATE_OF_BIRTH"

@@ -8,7 +8,7 @@
   Patient; Presidio is MIT-licensed, Synthea Apache-2.0), with the identifying values marked.
 - `generated_calls`: a call table of free-text sentences from templates (names from a dozen naming
   cultures, dates in eleven formats) in user turns, answers, tool arguments and FHIR tool results: the dev
-  and first held-out templates here, and five blind sets by authors who never read the rules
+  and first held-out templates here, and six blind sets by authors who never read the rules
   (`slmlab/resources/pii_blind_templates.json`, with each author's note and non-personal `keep` values).
 - `leak_table`: recall per kind (share of distinct gold values found nowhere in the curated text), with a
   Wilson 95% interval.
@@ -277,8 +277,8 @@ def generated_calls(n: int = 600, seed: int = 0, templates: str = "dev") -> tupl
         n: sessions.
         seed: random seed.
         templates: "dev" (written with the rules), "heldout" (written after them; its misses then widened
-            the rules) or "blind" .. "blind5" (each by an author who never read the rules; the misses of
-            blind .. blind4 changed the rules in turn, blind5 never did: its `provenance` in the JSON).
+            the rules) or "blind" .. "blind6" (each by an author who never read the rules; the misses of
+            blind .. blind5 changed the rules in turn, blind6 never did: its `provenance` in the JSON).
 
     Returns:
         (calls in `schema.CALL_SCHEMA`, gold values with `GOLD_SCHEMA`).
