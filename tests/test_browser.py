@@ -399,6 +399,19 @@ def _dashboard_state(page, dash) -> tuple[str, list]:
 
 
 def test_dashboard_controls_change_the_headline_and_the_figures(ran):
+    # Each key press or click is one round trip to the kernel: wait until the updates stop arriving, so
+    # the next control's change is not confused with the tail of this one's (4 slider steps, ...).
+    def _settled(quiet_s: float = 1.0) -> tuple[str, list]:
+        last = _dashboard_state(page, dash)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(quiet_s)
+            now = _dashboard_state(page, dash)
+            if now == last:
+                return now
+            last = now
+        return last
+
     page = _page(ran, "08_savings_iterate.ipynb")
     dash = _output_of(page, "savings.SavingsDashboard(")
     dash.scroll_into_view_if_needed()
@@ -407,13 +420,13 @@ def test_dashboard_controls_change_the_headline_and_the_figures(ran):
     assert "break-even" in headline.lower() or "no break-even" in headline.lower(), headline
     assert "saved -" not in headline and "-%" not in headline, headline
 
-    def changed(what: str, before: tuple[str, list]) -> tuple[str, list]:
+    def changed(what: str, before: tuple[str, list], shows: str | None = None) -> tuple[str, list]:
         def moved() -> bool:
             now = _dashboard_state(page, dash)
-            return now[0] != before[0] and now[1] != before[1]
+            return now[0] != before[0] and now[1] != before[1] and (shows is None or shows in now[0])
 
         _wait_for(moved, what)
-        after = _dashboard_state(page, dash)
+        after = _settled()
         assert after[0] != before[0], f"{what}: the headline did not change: {after[0]}"
         assert after[1] != before[1], f"{what}: no figure's data changed"
         return after
@@ -433,6 +446,6 @@ def test_dashboard_controls_change_the_headline_and_the_figures(ran):
     eng = dash.locator(".widget-text", has_text="engineering $/month").locator("input")
     eng.fill("1234")
     eng.press("Enter")
-    state = changed("engineering cost", state)
+    state = changed("engineering cost", state, shows="1,234")
     assert "1,234" in state[0], state[0]
     dash.screenshot(path=str(_artifacts() / "08_dashboard_after_clicks.png"))
