@@ -218,8 +218,8 @@ def context_spans(text: str, old_before: int | None = None) -> list[tuple[int, i
     """`(start, end, entity, rule)` of every context-keyed value in `text` (the value only, not its cue).
 
     Beyond the near cues of `CONTEXT_RX`: a strong cue ("date of birth", "medical record number", "member
-    ID", ...) with no value next to it takes the nearest value of its kind in the same clause, after it or
-    else before it ("{mrn} is my chart number"); a 5-digit number in prose is a zip code unless it reads as
+    ID", ...) with no value next to it takes the nearest value of its kind after it in the same clause; a
+    value followed by linking words and its cue is taken too ("{mrn} is my chart number"); a 5-digit number in prose is a zip code unless it reads as
     a quantity, a sum, money or a numbered thing ("order 55102"); with `old_before`, a full date in that
     year or earlier (no time of day) is a date of birth.
 
@@ -423,7 +423,7 @@ _NUMBERED_BEFORE = re.compile(
     r"ext|extension|unit|suite|ste|apt|apartment|building|bldg|floor|gate|seat|page|line|version|model|part|"
     r"sku|product|code|pin|number|no|num|id|batch|lot|serial|step|steps|station|route|bus|train|store|form|"
     r"agreement|contract|voucher|coupon|receipt|transaction|reservation|booking|locker|badge|kit|vial|specimen|"
-    r"sample|table|desk|slot|account|policy|plan|permit|registration|certificate|reference)"
+    r"sample|table|desk|slot|account|policy|plan|permit|registration|certificate)"
     r"\.?\s*(?:#|no\.?|number)?\s*(?:[:#=]|is|was|reads)?\s*$|#\s*[:=]?\s*$)"
 )
 _NOT_NOUNS = frozenset(
@@ -464,7 +464,7 @@ def _key(k: str) -> str:
     return re.sub(r"[\s./-]+", "_", k.strip().strip("\"'").lower()).strip("_")
 
 
-_HL7_PID = re.compile(r"(?:^|(?<=[\r\n |]))(?:PID|IN1)\|[^\r\n]*")
+_HL7_SEGMENT = re.compile(r"(?:^|(?<=[\r\n |]))(?:PID|IN1)\|[^\r\n]*")
 # HL7 v2 PID fields (1-based after the segment name) -> the JSON key `curate` knows them by
 _HL7_PID_FIELDS = {2: "patient_id", 3: "mrn", 4: "patient_id", 5: "name", 6: "name", 7: "dob", 11: "address",
                    13: "phone_number", 19: "ssn", 20: "license_number"}  # fmt: skip
@@ -474,7 +474,7 @@ _HL7_PID_FIELDS = {2: "patient_id", 3: "mrn", 4: "patient_id", 5: "name", 6: "na
 _HL7_IN1_FIELDS = {36: "policy_number", 49: "member_id"}
 
 
-def _hl7_pid(segment: str) -> list[tuple[str, str]]:
+def _hl7_fields(segment: str) -> list[tuple[str, str]]:
     """`(key, value)` of an HL7 v2 PID segment (ids, names, birth date, address lines and zip, SSN) or IN1
     segment (policy and insured's id numbers)."""
     fields = segment.split("|")
@@ -508,8 +508,8 @@ def keyed_fields(text: str) -> list[tuple[str, str]]:
         return []
     out = [(_key(m.group(1)), m.group(2).strip()) for m in _KEY_VALUE.finditer(text) if m.group(2).strip()]
     lines = text.split("\n")
-    for m in _HL7_PID.finditer(text):
-        out += _hl7_pid(m.group(0))
+    for m in _HL7_SEGMENT.finditer(text):
+        out += _hl7_fields(m.group(0))
     for i, line in enumerate(lines[:-1]):
         delim = next((d for d in (",", "|", "\t", ";") if line.count(d) >= 2), None)
         if delim is None:
