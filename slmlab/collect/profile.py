@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from slmlab.collect.distinct import distinct_counts
 from slmlab.schema import TEXT_ACTION, action_expr
 
 if TYPE_CHECKING:  # plotly is imported by the plot functions only
@@ -167,11 +168,12 @@ def profile_calls(
 def _lean_aggs(df: pl.LazyFrame, by: list[str], keys: pl.DataFrame) -> pl.DataFrame:
     """Sessions and latency p50 / p90 per group of a lazy scan, without polars' per-call group state.
 
-    A grouped distinct count or exact quantile makes polars hold ~150 bytes a call; the distinct
-    (group, session) pairs streamed, then one group's latencies at a time, hold a few bytes a call of the
-    largest group instead. Same numbers as the in-memory aggregation.
+    A grouped distinct count or exact quantile makes polars hold ~150 bytes a call; instead the distinct
+    (group, session) pairs are counted as 64-bit hashes, a bucket at a time (`slmlab.collect.distinct`),
+    and one group's latencies are read at a time (8 bytes a call of the largest group). Same numbers as
+    the in-memory aggregation.
     """
-    sessions = _collect(df.select(*by, "session_id").unique().group_by(by).agg(pl.len().alias("sessions")))
+    sessions = distinct_counts(df, by, "session_id").rename({"distinct": "sessions"})
     rows = []
     for key in keys.iter_rows():
         match = pl.all_horizontal(
@@ -261,12 +263,13 @@ def summary(calls: Frame, calls_per_day: float | None = None, min_span_days: flo
     if calls_per_day is not None and calls_per_day < 0:
         raise ValueError(f"calls_per_day must be >= 0, got {calls_per_day}")
     counts = ("input_tokens", "cached_input_tokens", "output_tokens", "cost_usd")
+    lazy = isinstance(calls, pl.LazyFrame)
     invalid = pl.any_horizontal([(pl.col(c) < 0).fill_null(False) for c in counts])
     row = _collect(
         calls.select(
             pl.len().alias("n"),
             (pl.col("status") != "ok").sum().alias("errors"),
-            pl.col("session_id").n_unique().alias("sessions"),
+            *([] if lazy else [pl.col("session_id").n_unique().alias("sessions")]),
             *[nonnegative(c).sum() for c in counts],
             invalid.sum().alias("invalid"),
             pl.col("cost_estimated").mean().alias("cost_est"),
@@ -275,6 +278,8 @@ def summary(calls: Frame, calls_per_day: float | None = None, min_span_days: flo
             pl.col("timestamp").max().alias("last"),
         )
     ).row(0, named=True)
+    if lazy:  # polars' distinct count holds a hash table entry per session: see `slmlab.collect.distinct`
+        row["sessions"] = int(distinct_counts(calls, [], "session_id")["distinct"].sum())
     n, cost = row["n"], row["cost_usd"] or 0.0
     first, last = row["first"], row["last"]
     span = (last - first).total_seconds() / 86400 if first is not None and last is not None else None
