@@ -1,7 +1,7 @@
 """Ingest + profile N logged calls with slmlab and with a straightforward pandas implementation.
 
 Generates N calls in the openai request/response JSONL form (the shape logging proxies write), then runs
-each implementation in its own subprocess and reports wall time and peak memory (ru_maxrss) and ratios.
+each implementation in its own subprocess and reports wall time and peak memory (each child's own VmHWM) and ratios.
 
 Memory: pandas holds the whole file as Python objects, about 4.3 GB per 200k calls (1.16 GB at 50k), so
 the default N of 1,000,000 needs about 22 GB for the pandas side: more than a 23 GB machine has next to
@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _memory import own_peak_mb
 
 MODELS = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini"]
 PRICES = {
@@ -120,7 +121,7 @@ def worker(kind: str, path: str) -> None:
     t = time.perf_counter()
     out = run_slmlab(path) if kind == "slmlab" else run_pandas(path)
     seconds = time.perf_counter() - t
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    peak_mb = own_peak_mb()
     print(json.dumps({"kind": kind, "seconds": seconds, "peak_mb": peak_mb, "output": out}))
 
 

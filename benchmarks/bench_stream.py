@@ -4,7 +4,8 @@ the same file as the reference, at two sizes (peak memory should not grow with t
 The log is generated into a temporary folder outside the repository (default: the system temp dir), in
 the openai request/response JSONL shape of the demo agent (tool calls, tool schemas, sessions, usage,
 ~3.3 KB a call): a few thousand generated calls repeated with fresh call and session ids. It is deleted
-afterwards. Each measurement runs in its own subprocess; peak memory is that child's ru_maxrss.
+afterwards. Each measurement runs in its own subprocess; peak memory is that child's own
+peak RSS (VmHWM: `_memory.own_peak_mb`; ru_maxrss would include this parent's peak).
 
 - reference: `pl.scan_ndjson(path)` -> call count, token sums per model (streaming engine); it parses
   every line, with no validation, quarantine or canonical table.
@@ -33,6 +34,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _memory import own_peak_mb
 
 BASE_CALLS = 4000
 
@@ -122,18 +125,18 @@ def run_profile(path: str, out_dir: str) -> dict:
 
 
 def measure(kind: str, path: Path, out_dir: Path) -> dict:
-    """Run one side in a child process; its wall time and peak RSS (ru_maxrss of that child)."""
+    """Run one side in a child process; its wall time and its own peak RSS (`own_peak_mb`, reported by it)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--worker", kind, str(path), str(out_dir)], stdout=subprocess.PIPE
     )
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, _usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     out = proc.stdout.read().decode()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{kind} failed (exit {status})")
     result = json.loads(out.strip().splitlines()[-1])
-    return {"kind": kind, "seconds": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024), **result}
+    return {"kind": kind, "seconds": round(wall, 1), "peak_rss_mb": result.pop("hwm_mb"), **result}
 
 
 def main() -> None:
@@ -150,7 +153,7 @@ def main() -> None:
             kind
         ]
         res = run(path, out_dir) if kind != "polars" else run(path)
-        print(json.dumps(res))
+        print(json.dumps({**res, "hwm_mb": round(own_peak_mb())}))
         return
 
     need = max(args.gb) * 1e9 * 1.4  # the log plus the table (~0.3x) plus slack
