@@ -36,6 +36,7 @@ Usage:
 
 from __future__ import annotations
 
+import csv
 import functools
 import re
 
@@ -69,27 +70,31 @@ _IDVAL = (
 )
 
 _DOB_CUE = (
-    r"(?i:\b(?:(?:dob|date\s+of\s+birth|birth\s*-?\s*date|birthday|birth\s+day|born|"
-    r"fecha\s+de\s+nacimiento|geburtsdatum|date\s+de\s+naissance)\b|d\.o\.b\.?))"
+    r"(?i:\b(?:(?:d[o0]b|date\s+of\s+birth|birth\s*-?\s*date|birthday|birth\s+day|born|"
+    r"fecha\s+de\s+nacimiento|geburtsdatum|date\s+de\s+naissance|n[ée]e?\s+le|geboren(?:\s+am)?|"
+    r"nacid[oa](?:\s+el)?)\b|d\.o\.b\.?))"
 )
 _MRN_CUE = (
     r"(?i:\b(?:mrn|mr\s*#|(?:medical\s+|health\s+)?record(?:\s+(?:number|no\.?|num|#|id))?|"
     r"chart(?:\s+(?:number|no\.?|#|id))?|patient\s+(?:id|identifier|number|no\.?|#|record)|"
     r"health\s+record\s+(?:number|id)|pt\.?\s*(?:id|#|no\.|number)|(?:hospital|file)\s*(?:number|no\.|#)|"
-    r"medical\s+id|wristband|"
+    r"medical\s+id|wristband|med\.?\s*rec(?:ord)?\.?\s*(?:#|no\.?|number|num)?|"
     # the same label as it is written in French, German, Spanish and Italian records
     r"(?:num[ée]ro\s+de\s+|n[°o]\.?\s*(?:de\s+)?)?dossier(?:\s+m[ée]dical)?|patientennummer|"
     r"(?:n[úu]mero\s+de\s+)?historia\s+cl[íi]nica|cartella(?:\s+clinica)?)(?![A-Za-z0-9]))"
 )
 _MEMBER_CUE = (
-    r"(?i:\b(?:member|subscriber|beneficiary|insurance|insurer|insured|health\s+plan|(?:my|his|her|their|your)\s+plan|mbi|"
-    r"policy|group|medicare|medicaid)"
+    r"(?i:\b(?:me(?:m|rn)ber|subscriber|beneficiary|insur[ae]nce|insurer|insured|health\s+plan|(?:my|his|her|their|your)\s+plan|mbi|"
+    r"policy|group|medicare|medicaid|card\s*holder|(?:my|your|his|her|their|the|insurance|member)\s+card|"
+    r"(?:n[úu]mero\s+de\s+)?(?:afiliado|asegurado)|(?:num[ée]ro\s+d['’])?adh[ée]rent|versicherten(?:nummer)?|mitgliedsnummer)"
+    r"(?:\s*(?:id|1d|identifier|number|no\.?|n[o0]\.?|num|#))?(?![A-Za-z])"
+    r"|(?<![A-Za-z])(?:account|acct\.?|customer|client|user|employee|case|claims?|loan|checking|savings|rewards|guarantor|"
+    r"kundennummer|kunden-?nr\.?|kontonummer|pat(?:ient)?\.?\s*(?:control|cntl|ctrl)\.?)"
     r"(?:\s*(?:id|identifier|number|no\.?|num|#))?(?![A-Za-z])"
-    r"|\b(?:account|acct\.?|customer|client|user|employee|case|claims?)(?:\s*(?:id|identifier|number|no\.?|num|#))?(?![A-Za-z])"
     r"|\b(?:licen[cs]e|certificate|passport|dl|npi|dea|vin|serial|imei|device|itin|tin|taxpayer\s+id)"
     r"(?:\s*(?:id|number|no\.?|num|#))?(?![A-Za-z]))"
 )
-_ZIP_CUE = r"(?i:\b(?:zip|zip\s*code|zipcode|postal\s*code|postcode|post\s+code)\b)"
+_ZIP_CUE = r"(?i:(?<![A-Za-z])(?:zip|zip\s*code|zipcode|postal\s*code|postcode|post\s+code|c[óo]digo\s+postal|plz)\b)"
 _STREET_END = (
     r"\b(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Drive|Dr|Lane|Ln|Court|Ct|Way|Place|Pl|Terrace|Circle|"
     r"Parkway|Pkwy|Highway|Hwy|Square|Trail|Mall|Plaza|Loop)\.?(?:,?\s+(?:Apt|Suite|Unit|Ste|#)\.?\s*\w+)?"
@@ -277,7 +282,7 @@ _FAR_DOB_CUE = re.compile(rf"{_DOB_CUE}|(?i:\bbirth)")
 _FAR_ID_CUE = re.compile(
     r"(?i:\b(?:mrn|medical\s+record|health\s+record|chart\s*(?:number|no\.|num|#)|"
     r"patient\s+(?:id|identifier|number|no\.)|pt\.?\s*id|hospital\s+(?:number|no\.)|dossier|patientennummer|"
-    r"(?:member|subscriber|beneficiary|policy|insurance|insurer|group|medicare|medicaid)\s*"
+    r"(?:me(?:m|rn)ber|subscriber|beneficiary|policy|insur[ae]nce|insurer|group|medicare|medicaid)\s*"
     r"(?:id|identifier|number|no\.|num|#|card)|(?:account|acct\.?)\s*(?:number|no\.|num|#)|"
     r"mbi|medical\s+id|wristband|(?:number|id)\s+on\s+(?:the\s+)?(?:back|front)\s+of\s+(?:my|the|his|her)\s+card|"
     r"(?:licen[cs]e|passport|certificate)\s+(?:number|no\.|#))(?![A-Za-z]))"
@@ -287,7 +292,8 @@ _STRONG_CUE = re.compile(rf"{_FAR_DOB_CUE.pattern}|{_FAR_ID_CUE.pattern}|{_ZIP_C
 # A superset of the words every strong cue contains: a plain alternation, so a text without any is let go fast.
 _CUE_WORDS = re.compile(
     r"(?i)dob|d\.o\.b|birth|born|mrn|record|chart|pt|hospital|dossier|nummer|member|subscriber|beneficiary|"
-    r"policy|insur|group|medica|mbi|account|acct|licen|passport|certificate|wristband|card|zip|postal|post"
+    r"policy|insur|group|medica|mbi|account|acct|licen|passport|certificate|wristband|card|zip|postal|post|"
+    r"d0b|mernber|né|nee|geboren|nacid|c[óo]digo"
 )
 _ANY_ID = re.compile(rf"(?<![\w#<@./-]){_IDVAL}")
 _TIME_AFTER = re.compile(r"^(?:T|\s*(?:at\s+)?\d{1,2}:\d{2})")
@@ -312,7 +318,7 @@ _BEFORE_CUE = [
 
 
 _VALUE_NEXT = re.compile(
-    r"(?i:[ \t]*(?:(?:no\.?|number|num|#|id)[ \t]*)?[:=#]?[ \t]*(?:[A-Za-z]{0,4}[-#]?)?\d)"
+    r"(?i:[ \t]*(?:(?:no\.?|number|num|#|id)[ \t]*)?(?:(?:is|was)[ \t]+)?[:=#]?[ \t]*(?:[A-Za-z]{0,4}[-#]?)?\d)"
 )
 
 
@@ -453,11 +459,14 @@ def _bare_zips(text: str, out: list) -> None:
 # ------------------------------------------------------------------------------- keys written as text
 # `key: value`, `key = value`, `"key": "value"` inside prose or a pasted form (not parseable JSON as a whole).
 _KEY_VALUE = re.compile(
-    r"""(?:^|(?<=[\s,{;|(]))["']?([A-Za-z][A-Za-z0-9_ .#/-]{0,28}?)["']?[ \t]*[:=][ \t]*["']?"""
+    r"""(?:^|(?<=[\s,{;|(]))["']?([^\W\d_][\w .#/-]{0,28}?)["']?[ \t]*[:=][ \t]*["']?"""
     r"""((?:[^"'\n,;|{}:]|:(?=\d)){1,60}?)["']?[ \t]*(?=[,;|}\n]|[ \t]{2}|$)""",  # "11:58" may stay in
     re.MULTILINE,
 )
 _CSV_HEADER_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_ #./-]{0,24}")
+# logfmt: `status=FOUND acct=70a63a1d7ae4 svc_zip=37440` (space-separated, where `_KEY_VALUE` would read
+# everything after the first "=" as one value)
+_LOGFMT = re.compile(r"""(?:^|(?<=\s))([A-Za-z][A-Za-z0-9_.-]{0,30})=("[^"\n]*"|[^\s"=]+)(?=\s|$)""")
 
 
 def _key(k: str) -> str:
@@ -504,9 +513,13 @@ def keyed_fields(text: str) -> list[tuple[str, str]]:
         >>> keyed_fields("name,dob,mrn\nAna Silva,1957-03-02,A528-7649")
         [('name', 'Ana Silva'), ('dob', '1957-03-02'), ('mrn', 'A528-7649')]
     """
-    if ":" not in text and "=" not in text and "\n" not in text:
+    if ":" not in text and "=" not in text and "\n" not in text and "|" not in text:
         return []
     out = [(_key(m.group(1)), m.group(2).strip()) for m in _KEY_VALUE.finditer(text) if m.group(2).strip()]
+    if "=" in text:
+        out += [
+            (_key(m.group(1)), m.group(2).strip('"')) for m in _LOGFMT.finditer(text) if m.group(2).strip('"')
+        ]
     lines = text.split("\n")
     for m in _HL7_SEGMENT.finditer(text):
         out += _hl7_fields(m.group(0))
@@ -518,7 +531,7 @@ def keyed_fields(text: str) -> list[tuple[str, str]]:
         if not all(_CSV_HEADER_FIELD.fullmatch(h) for h in head):
             continue
         for row in lines[i + 1 :]:
-            values = [v.strip() for v in row.strip().strip(delim).split(delim)]
+            values = [v.strip() for v in next(csv.reader([row.strip().strip(delim)], delimiter=delim), [])]
             if len(values) != len(head):
                 break
             out += [(_key(h), v) for h, v in zip(head, values, strict=True) if v]

@@ -66,7 +66,8 @@ ADDRESS_LINE_KEYS = frozenset({"line", "lines", "text", "street", "address", "ad
 # "medicare_no"), when the value is one id-like token; not product or catalog ids ("plan_id", "item_id").
 _PERSONAL_ID_KEY = re.compile(
     r"(?:^|_)(?:(?:member|subscriber|beneficiary|policy|insurance|insured|payer|medicare|medicaid|patient|"
-    r"account|passport|licen[cs]e|medical_record)_(?:id|number|no|num|#)|mbi|mrn|ssn|acct|account)$"
+    r"account|passport|licen[cs]e|medical_record|med_rec|pat_cntl|patient_control|cardholder)_?(?:id|number|no|num|#)|"
+    r"mbi|mrn|ssn|acct|account|afiliado|kundennummer|versichertennummer|mitgliedsnummer|kontonummer)$"
 )
 # An id written as text: one token with a digit ("insurance: W123, admitted to room 412" is not one).
 _ID_TOKEN = re.compile(r"(?=\S*\d)[A-Za-z0-9][\w./#-]{2,40}")
