@@ -424,3 +424,57 @@ def test_json_keeps_its_original_style():
     assert out.startswith('[{"role":"user","content":"hi"}')
     assert json.loads(json.loads(out)[1]["content"]) == {"email": "<EMAIL_1>", "city": "Austin"}
     assert '{\\"email\\": \\"<EMAIL_1>\\", \\"city\\": \\"Austin\\"}' in out
+
+
+# -- round 8 (from blind set 8's misses): typo-tolerant keys, quoted log values, IN1 by shape, dialogue
+#    answers and the other fields of a personal record
+
+
+def test_misspelled_and_abbreviated_keys_are_read_as_their_words():
+    from slmlab.curate.context import canonical_key
+
+    assert canonical_key("memebr_numbr") == "member_number"
+    assert canonical_key("mbr_id") == "member_id"
+    assert canonical_key("dob_in") == "dob"
+    assert canonical_key("flight_number") == "flight_number"  # nothing to correct
+    assert canonical_key("order_id") == "order_id"
+
+
+def test_quoted_log_values_and_field_value_errors_are_keyed():
+    from slmlab.curate.context import keyed_fields
+
+    pairs = keyed_fields(
+        "ValidationError: field 'subscriber_id' value '151-298781'; patient_dob='Jul 3 2018'"
+    )
+    assert ("subscriber_id", "151-298781") in pairs and ("patient_dob", "Jul 3 2018") in pairs
+
+
+def test_in1_insured_fields_are_read_by_shape_when_shifted():
+    from slmlab.curate.context import keyed_fields
+
+    seg = (
+        "IN1|1|BCBS001|00123|BLUE CROSS|||||GRP77102||||20240101|20241231|||Li^Mia|01|11/26/2020|12 Oak St^^^^02139"
+        + "|" * 17
+        + "325-662667"
+    )
+    pairs = dict(keyed_fields(seg))
+    assert pairs["dob"] == "11/26/2020" and pairs["zip"] == "02139" and pairs["member_id"] == "325-662667"
+    assert "GRP77102" not in pairs.values() and "20240101" not in pairs.values()  # plan fields stay
+
+
+def test_a_question_for_an_id_takes_the_next_speakers_answer():
+    from slmlab.curate.context import context_spans
+
+    t = "IVR> Please enter or say your account number.\nCALLER> 1509957160\nIVR> Thank you."
+    assert [t[s:e] for s, e, *_ in context_spans(t)] == ["1509957160"]
+
+
+def test_fields_beside_personal_values_in_one_record():
+    from slmlab.curate.context import neighbour_spans
+
+    t = "S80909325|Ana^Silva|1957-03-02|ADM|Bed 4W-12"
+    got = [t[s:e] for s, e, *_ in neighbour_spans(t, [(10, 13, "PERSON"), (14, 19, "PERSON")])]
+    assert got == ["S80909325", "1957-03-02"]
+    # a number inside a worded field ("Reservation conf 84421097") is not a field of its own
+    t = "Reservation conf 84421097 | Ana Silva | Arrive 22-Aug | Billing zip 02139"
+    assert neighbour_spans(t, [(28, 37, "PERSON"), (69, 74, "ZIP")]) == []

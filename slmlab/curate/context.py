@@ -71,7 +71,7 @@ _IDVAL = (
 
 _DOB_CUE = (
     r"(?i:\b(?:(?:d[o0]b|date\s+of\s+birth|birth\s*-?\s*date|birthday|birth\s+day|born|"
-    r"fecha\s+de\s+nacimiento|geburtsdatum|date\s+de\s+naissance|n[ée]e?\s+le|geboren(?:\s+am)?|"
+    r"fecha\s+de\s+nac(?:imiento|\.)?|data\s+de\s+nascimento|geburtsdatum|date\s+de\s+naissance|n[ée]e?\s+le|geboren(?:\s+am)?|"
     r"nacid[oa](?:\s+el)?)\b|d\.o\.b\.?))"
 )
 _MRN_CUE = (
@@ -81,11 +81,13 @@ _MRN_CUE = (
     r"medical\s+id|wristband|med\.?\s*rec(?:ord)?\.?\s*(?:#|no\.?|number|num)?|"
     # the same label as it is written in French, German, Spanish and Italian records
     r"(?:num[ée]ro\s+de\s+|n[°o]\.?\s*(?:de\s+)?)?dossier(?:\s+m[ée]dical)?|patientennummer|"
-    r"(?:n[úu]mero\s+de\s+)?historia\s+cl[íi]nica|cartella(?:\s+clinica)?)(?![A-Za-z0-9]))"
+    r"(?:n[úu]mero\s+de\s+)?historia\s+cl[íi]nica|cartella(?:\s+clinica)?|(?:n[úu]mero\s+de\s+)?expediente|"
+    r"(?:n[úu]mero\s+do\s+)?prontu[áa]rio|病历号|病歷號)(?![A-Za-z0-9]))"
 )
 _MEMBER_CUE = (
     r"(?i:\b(?:me(?:m|rn)ber|subscriber|beneficiary|insur[ae]nce|insurer|insured|health\s+plan|(?:my|his|her|their|your)\s+plan|mbi|"
-    r"policy|group|medicare|medicaid|card\s*holder|(?:my|your|his|her|their|the|insurance|member)\s+card|"
+    r"policy|group|medicare|medicaid|card\s*holder|(?:my|your|his|her|their|the|insurance|member)\s+card|mbr|ins|"
+    r"(?:mi\s+|su\s+)?seguro|(?:n[úu]mero\s+de\s+)?p[óo]liza|(?:s[ốo]\s+)?t[àa]i\s+kho[ảa]n|"
     r"(?:n[úu]mero\s+de\s+)?(?:afiliado|asegurado)|(?:num[ée]ro\s+d['’])?adh[ée]rent|versicherten(?:nummer)?|mitgliedsnummer)"
     r"(?:\s*(?:id|1d|identifier|number|no\.?|n[o0]\.?|num|#))?(?![A-Za-z])"
     r"|(?<![A-Za-z])(?:account|acct\.?|customer|client|user|employee|case|claims?|loan|checking|savings|rewards|guarantor|"
@@ -282,7 +284,8 @@ _FAR_DOB_CUE = re.compile(rf"{_DOB_CUE}|(?i:\bbirth)")
 _FAR_ID_CUE = re.compile(
     r"(?i:\b(?:mrn|medical\s+record|health\s+record|chart\s*(?:number|no\.|num|#)|"
     r"patient\s+(?:id|identifier|number|no\.)|pt\.?\s*id|hospital\s+(?:number|no\.)|dossier|patientennummer|"
-    r"(?:me(?:m|rn)ber|subscriber|beneficiary|policy|insur[ae]nce|insurer|group|medicare|medicaid)\s*"
+    r"expediente|prontu[áa]rio|"
+    r"(?:me(?:m|rn)ber|mbr|subscriber|beneficiary|policy|insur[ae]nce|insurer|group|medicare|medicaid)\s*"
     r"(?:id|identifier|number|no\.|num|#|card)|(?:account|acct\.?)\s*(?:number|no\.|num|#)|"
     r"mbi|medical\s+id|wristband|(?:number|id)\s+on\s+(?:the\s+)?(?:back|front)\s+of\s+(?:my|the|his|her)\s+card|"
     r"(?:licen[cs]e|passport|certificate)\s+(?:number|no\.|#))(?![A-Za-z]))"
@@ -293,7 +296,7 @@ _STRONG_CUE = re.compile(rf"{_FAR_DOB_CUE.pattern}|{_FAR_ID_CUE.pattern}|{_ZIP_C
 _CUE_WORDS = re.compile(
     r"(?i)dob|d\.o\.b|birth|born|mrn|record|chart|pt|hospital|dossier|nummer|member|subscriber|beneficiary|"
     r"policy|insur|group|medica|mbi|account|acct|licen|passport|certificate|wristband|card|zip|postal|post|"
-    r"d0b|mernber|né|nee|geboren|nacid|c[óo]digo"
+    r"d0b|mernber|né|nee|geboren|nacid|c[óo]digo|nac|nascimento|expediente|prontu|病|mbr|seguro|liza|kho"
 )
 _ANY_ID = re.compile(rf"(?<![\w#<@./-]){_IDVAL}")
 _TIME_AFTER = re.compile(r"^(?:T|\s*(?:at\s+)?\d{1,2}:\d{2})")
@@ -349,10 +352,22 @@ def _clauses(text: str):
     yield last, len(text)
 
 
+# a dialogue turn's speaker: "CALLER> 1509957160", "Patient: it's W123" (a question's answer is the next turn)
+_SPEAKER = re.compile(r"[ \t]*[A-Za-z][\w .'-]{0,20}?[ \t]*(?:>|:)[ \t]*")
+
+
 def _clause_values(text: str, out: list, cues_taken: set[int]) -> None:
-    """A strong cue with no value beside it takes the nearest value of its kind after it in its clause."""
-    for a, b in _clauses(text):
+    """A strong cue with no value beside it takes the nearest value of its kind after it in its clause, or,
+    where the next clause is another speaker's turn, the first such value of that turn (its answer)."""
+    clauses = list(_clauses(text))
+    for n, (a, b) in enumerate(clauses):
         clause = text[a:b]
+        turn = None
+        if n + 1 < len(clauses):
+            na, nb = clauses[n + 1]
+            sp = _SPEAKER.match(text, na, nb)
+            if sp is not None and "\n" in text[b:na]:
+                turn = (sp.end(), min(nb, sp.end() + 40))
         for cue_rx, value_rx, entity, rule in (
             (_FAR_DOB_CUE, _ANY_DATE, "DATE_OF_BIRTH", "date_of_birth_clause"),
             (_FAR_ID_CUE, _ANY_ID, "ID", "id_clause"),
@@ -367,6 +382,12 @@ def _clause_values(text: str, out: list, cues_taken: set[int]) -> None:
                 if a + cue.start() in cues_taken:
                     continue
                 pick = next((v for v in values if v[0] >= cue.end()), None)  # before it: `_BEFORE_CUE`
+                if pick is None and turn is not None:
+                    answer = text[turn[0] : nb]
+                    pick = next(((m.start(1), m.end(1)) for m in value_rx.finditer(answer)
+                                 if m.start(1) < turn[1] - turn[0] and (entity != "ID" or m.end(1) - m.start(1) >= 5)), None)  # fmt: skip
+                    if pick is not None:
+                        pick = (turn[0] - a + pick[0], turn[0] - a + pick[1])
                 if pick is None or _overlaps(out, a + pick[0], a + pick[1]):
                     continue  # no value, or the near rule (or another cue) already took it
                 out.append((a + pick[0], a + pick[1], entity, rule))
@@ -466,11 +487,63 @@ _KEY_VALUE = re.compile(
 _CSV_HEADER_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_ #./-]{0,24}")
 # logfmt: `status=FOUND acct=70a63a1d7ae4 svc_zip=37440` (space-separated, where `_KEY_VALUE` would read
 # everything after the first "=" as one value)
-_LOGFMT = re.compile(r"""(?:^|(?<=\s))([A-Za-z][A-Za-z0-9_.-]{0,30})=("[^"\n]*"|[^\s"=]+)(?=\s|$)""")
+_LOGFMT = re.compile(
+    r"""(?:^|(?<=[\s(,]))([A-Za-z][A-Za-z0-9_.-]{0,30})=("[^"\n]*"|'[^'\n]*'|[^\s"'=,)]+)(?=[\s,)]|$)"""
+)
+# an error or log line that names the field, then its value: "field 'subscriber_id' value '151-298781'"
+_FIELD_VALUE = re.compile(
+    r"""(?i:\b(?:field|key|column|attribute|param(?:eter)?)\s+['"`]?([A-Za-z][\w.-]{0,30})['"`]?\s*"""
+    r"""(?:value|=|:|with\s+value|is)\s*['"`]([^'"`\n]{1,60})['"`])"""
+)
 
 
 def _key(k: str) -> str:
     return re.sub(r"[\s./-]+", "_", k.strip().strip("\"'").lower()).strip("_")
+
+
+# Words of personal-data keys, to which a misspelled or OCR'd key word is corrected ("memebr_numbr",
+# "dat_of_brith"), and the abbreviations written for them ("mbr_id", "acct_no", "pt_dob").
+_KEY_WORDS = (
+    "member", "number", "account", "birth", "record", "medical", "patient", "subscriber", "beneficiary",
+    "policy", "insurance", "insured", "identifier", "zipcode", "postal", "postcode", "address", "street",
+    "passport", "license", "customer", "medicare", "medicaid",
+)  # fmt: skip
+_KEY_ABBREVIATIONS = {
+    "mbr": "member", "memb": "member", "acct": "account", "acc": "account", "accnt": "account",
+    "nbr": "number", "nmbr": "number", "numb": "number", "pt": "patient", "pat": "patient",
+    "ins": "insurance", "subscr": "subscriber", "ref": "id", "zip5": "zip", "zipcod": "zipcode",
+}  # fmt: skip
+# Trailing words that say where a value came from, not what it is ("dob_in", "member_id_value").
+_KEY_NOISE = frozenset({"in", "val", "value", "raw", "str", "txt", "field", "input", "given", "entered"})
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def canonical_key(key: str) -> str:
+    """A key with its words corrected: abbreviations expanded, words one edit (two from 8 letters) from a
+    personal-data key word corrected, trailing provenance words dropped; the key itself where nothing changes.
+
+    Example:
+        >>> canonical_key("memebr_numbr"), canonical_key("dat_of_brith"), canonical_key("dob_in")
+        ('member_number', 'dat_of_birth', 'dob')
+    """
+    from rapidfuzz import process
+    from rapidfuzz.distance import DamerauLevenshtein
+
+    words = [w for w in re.split(r"[_\s]+", key.lower()) if w]
+    while len(words) > 1 and words[-1] in _KEY_NOISE:
+        words.pop()
+    fixed = []
+    for w in words:
+        if w in _KEY_ABBREVIATIONS:
+            w = _KEY_ABBREVIATIONS[w]
+        elif len(w) >= 5 and w.isalpha() and w not in _KEY_WORDS:
+            hit = process.extractOne(
+                w, _KEY_WORDS, scorer=DamerauLevenshtein.distance, score_cutoff=2 if len(w) >= 8 else 1
+            )
+            if hit is not None:
+                w = hit[0]
+        fixed.append(w)
+    return "_".join(fixed) or key
 
 
 _HL7_SEGMENT = re.compile(r"(?:^|(?<=[\r\n |]))(?:PID|IN1)\|[^\r\n]*")
@@ -483,11 +556,38 @@ _HL7_PID_FIELDS = {2: "patient_id", 3: "mrn", 4: "patient_id", 5: "name", 6: "na
 _HL7_IN1_FIELDS = {36: "policy_number", 49: "member_id"}
 
 
+_HL7_NAME = re.compile(r"[^\W\d_][^\W\d_' -]*(?:\^[^\W\d_][^\W\d_' -]*){1,3}")
+_HL7_ID = re.compile(r"(?=(?:[^\d|^~]*\d){4})[A-Za-z0-9][\w.-]{4,30}")
+
+
+def _in1_insured(fields: list[str]) -> list[tuple[str, str]]:
+    """IN1-16 onwards describe the insured person: senders shift these fields, so they are read by shape:
+    a `Last^First` name, the first date (birth date), an address (4+ components: street and zip), and
+    every id-like value (policy number, insured's id)."""
+    out, dob = [], False
+    for f in fields[16:]:
+        v = f.split("~")[0].strip()
+        if not v:
+            continue
+        if _HL7_NAME.fullmatch(v):
+            parts = v.split("^")
+            out += [("last_name", parts[0]), *[("first_name", p) for p in parts[1:3]]]
+        elif not dob and (DATE_RE.match(v) or re.fullmatch(_DATE8, v)):
+            out.append(("dob", v))
+            dob = True
+        elif v.count("^") >= 4:
+            parts = v.split("^")
+            out += [("street", parts[0])] + ([("zip", parts[4])] if parts[4] else [])
+        elif "^" not in v and _HL7_ID.fullmatch(v) and not re.fullmatch(_DATE8, v):
+            out.append(("member_id", v))
+    return out
+
+
 def _hl7_fields(segment: str) -> list[tuple[str, str]]:
     """`(key, value)` of an HL7 v2 PID segment (ids, names, birth date, address lines and zip, SSN) or IN1
-    segment (policy and insured's id numbers)."""
+    segment (policy and insured's id numbers, and the insured's name, birth date and address)."""
     fields = segment.split("|")
-    out = []
+    out = _in1_insured(fields) if fields[0] == "IN1" else []
     for i, key in (_HL7_IN1_FIELDS if fields[0] == "IN1" else _HL7_PID_FIELDS).items():
         if i >= len(fields):
             break
@@ -518,8 +618,12 @@ def keyed_fields(text: str) -> list[tuple[str, str]]:
     out = [(_key(m.group(1)), m.group(2).strip()) for m in _KEY_VALUE.finditer(text) if m.group(2).strip()]
     if "=" in text:
         out += [
-            (_key(m.group(1)), m.group(2).strip('"')) for m in _LOGFMT.finditer(text) if m.group(2).strip('"')
+            (_key(m.group(1)), m.group(2).strip("\"'"))
+            for m in _LOGFMT.finditer(text)
+            if m.group(2).strip("\"'")
         ]
+    if "'" in text or '"' in text or "`" in text:
+        out += [(_key(m.group(1)), m.group(2).strip()) for m in _FIELD_VALUE.finditer(text)]
     lines = text.split("\n")
     for m in _HL7_SEGMENT.finditer(text):
         out += _hl7_fields(m.group(0))
@@ -541,3 +645,83 @@ def keyed_fields(text: str) -> list[tuple[str, str]]:
 def clear_cache() -> None:
     """Forget the cached cue matches (they hold original values); `curate` calls it when done."""
     _context_spans.cache_clear()
+
+
+# ------------------------------------------------------------------------------- values beside personal ones
+# Entities that make a record personal; a record is one line (HL7 rows, CSV rows, "name / dob / id" notes).
+_PERSONAL = frozenset({"PERSON", "DATE_OF_BIRTH", "ADDRESS", "ZIP", "ID", "EMAIL", "PHONE", "SSN"})
+# What may stand between two fields of one record: separators only, no words.
+_FIELD_GAP = re.compile(r"[ \t]*(?:[|;^/,+~(]|\)|[–—-](?=[ \t]))?[ \t]*")
+_FIELD_END = re.compile(r"[ \t]*(?:[|;^/,+~()\]\"'.?!]|$)")
+_FIELD_START = re.compile(r"(?:^|[|;^/,+~(\[\"':])[ \t]*$")
+_BESIDE_ZIP = re.compile(r"(?<![\w$€£¥#@.,:/+*=×&%-])(\d{5}(?:-\d{4})?)(?![\w%/:@-]|[.,]\d)")
+
+
+def neighbour_spans(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str, str]]:
+    """Values that stand right beside personal values in one record, with only separators between: an
+    id-like token is an identifier, a 5-digit number a zip code, a date the birth date (where the line has
+    none), when the line already holds two personal values.
+
+    `"S80909325|Ana^Silva|<DOB>|<ADDRESS>|<ZIP>|ADM"`, `"<PERSON> February 25th, 2022 196-477216 <ZIP>"`,
+    `"verified addr <ADDRESS> / 33530"`: a record's fields belong to the person it names (Safe Harbor #18,
+    "any other unique identifying number"). Two rounds, so a chain of such fields is followed.
+
+    Example:
+        >>> t = "S80909325|Ana^Silva|1957-03-02|A"
+        >>> [t[s:e] for s, e, *_ in neighbour_spans(t, [(10, 13, "PERSON"), (14, 19, "PERSON")])]
+        ['S80909325', '1957-03-02']
+    """
+    found: list[tuple[int, int, str, str]] = []
+    # a one- or two-letter "name" is NER reading an abbreviation ("Rx", "Pt") more often than a person
+    personal = sorted(
+        (s, e, ent) for s, e, ent in spans if ent in _PERSONAL and (ent != "PERSON" or e - s >= 3)
+    )
+    if len(personal) < 2 or not _DIGIT.search(text):
+        return found
+    for start_line, end_line in _lines(text):
+        mine = [p for p in personal if start_line <= p[0] and p[1] <= end_line]
+        if len(mine) < 2:
+            continue
+        line = text[start_line:end_line]
+        cands = [
+            (start_line + m.start(1), start_line + m.end(1), "DATE_OF_BIRTH")
+            for m in _ANY_DATE.finditer(line)
+        ]
+        cands += [(start_line + m.start(1), start_line + m.end(1), "ZIP") for m in _BESIDE_ZIP.finditer(line)]
+        cands += [
+            (start_line + m.start(1), start_line + m.end(1), "ID")
+            for m in _ANY_ID.finditer(line)
+            if m.end(1) - m.start(1) >= 7 and sum(c.isdigit() for c in m.group(1)) >= 4
+            and not _ANY_DATE.fullmatch(m.group(1))
+        ]  # fmt: skip
+        for _ in range(2):
+            taken = mine + [(s, e, ent) for s, e, ent, _r in found]
+            has = {ent for *_, ent in taken}
+            for s, e, ent in cands:
+                if any(s < te and ts < e for ts, te, _ in taken):
+                    continue
+                if ent == "DATE_OF_BIRTH" and ("DATE_OF_BIRTH" in has or _TIME_AFTER.match(text[e : e + 12])):
+                    continue
+                if ent == "ZIP" and "ZIP" in has:
+                    continue
+                left = max((t for t in taken if t[1] <= s), default=None, key=lambda t: t[1])
+                right = min((t for t in taken if t[0] >= e), default=None, key=lambda t: t[0])
+                beside_left = left is not None and _FIELD_GAP.fullmatch(text, left[1], s)
+                beside_right = right is not None and _FIELD_GAP.fullmatch(text, e, right[0])
+                # a whole field: on its other side a separator, the line's end or another personal value
+                whole = (beside_left and (beside_right or _FIELD_END.match(text, e, end_line))) or (
+                    beside_right and (beside_left or _FIELD_START.search(text, start_line, s))
+                )
+                if whole:
+                    found.append((s, e, ent, f"{ent.lower()}_beside_personal"))
+                    taken.append((s, e, ent))
+                    has.add(ent)
+    return sorted(found)
+
+
+def _lines(text: str):
+    start = 0
+    for m in re.finditer(r"\n", text):
+        yield start, m.start()
+        start = m.end()
+    yield start, len(text)

@@ -26,7 +26,15 @@ from typing import Any
 
 import polars as pl
 
-from slmlab.curate.context import DATE_RE, NOT_NAMES, context_spans, extend_name, keyed_fields
+from slmlab.curate.context import (
+    DATE_RE,
+    NOT_NAMES,
+    canonical_key,
+    context_spans,
+    extend_name,
+    keyed_fields,
+    neighbour_spans,
+)
 from slmlab.curate.redact import Pseudonymizer, Redactor, Span, resolve_overlaps
 
 DEFAULT_ID_KEYS = (
@@ -257,6 +265,9 @@ class Engine:
             else sp
             for sp in spans
         ]
+        if len(spans) >= 2:  # "S80909325|<name>^<name>|<dob>": the other fields of a personal record
+            kept = resolve_overlaps(spans)
+            spans = kept + [Span(*n) for n in neighbour_spans(s, [(p.start, p.end, p.entity) for p in kept])]
         if not spans:
             out = (s, [])
         else:
@@ -280,6 +291,14 @@ class Engine:
         return ph, [("", rule, entity, ph, len(value))]
 
     def _keyed_kind(self, k: str, parent: str, v: str) -> tuple[str, str] | None:
+        kind = self._keyed_kind_exact(k, parent, v)
+        if kind is None and k and not k.isdigit():
+            fixed = canonical_key(k)  # "memebr_numbr", "mbr_id", "dob_in"
+            if fixed != k:
+                kind = self._keyed_kind_exact(fixed, parent, v)
+        return kind
+
+    def _keyed_kind_exact(self, k: str, parent: str, v: str) -> tuple[str, str] | None:
         if k in self.id_keys or (parent in IDENTIFIER_PARENTS and k == "value"):
             return "id_key", "ID"
         if _PERSONAL_ID_KEY.search(k) and _ID_TOKEN.fullmatch(v):

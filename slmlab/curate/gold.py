@@ -8,7 +8,7 @@
   Patient; Presidio is MIT-licensed, Synthea Apache-2.0), with the identifying values marked.
 - `generated_calls`: a call table of free-text sentences from templates (names from a dozen naming
   cultures, dates in eleven formats) in user turns, answers, tool arguments and FHIR tool results: the dev
-  and first held-out templates here, and seven blind sets by authors who never read the rules
+  and first held-out templates here, and nine blind sets by authors who never read the rules
   (`slmlab/resources/pii_blind_templates.json`, with each author's note and non-personal `keep` values).
 - `leak_table`: recall per kind (share of distinct gold values found nowhere in the curated text), with a
   Wilson 95% interval.
@@ -250,7 +250,7 @@ def _fill(
 
 
 def _blind_sets() -> dict:
-    """The blind template sets (`slmlab/resources/pii_blind_templates.json`): written by seven authors who
+    """The blind template sets (`slmlab/resources/pii_blind_templates.json`): written by nine authors who
     never read the rules; each set's provenance says how it was used (see the README's curate section)."""
     path = Path(str(resources.files("slmlab") / "resources" / "pii_blind_templates.json"))
     return json.loads(path.read_text(encoding="utf-8"))["sets"]
@@ -277,8 +277,9 @@ def generated_calls(n: int = 600, seed: int = 0, templates: str = "dev") -> tupl
         n: sessions.
         seed: random seed.
         templates: "dev" (written with the rules), "heldout" (written after them; its misses then widened
-            the rules) or "blind" .. "blind7" (each by an author who never read the rules; the misses of
-            blind .. blind5 changed the rules in turn, blind6 and blind7 never did: their `provenance`).
+            the rules) or "blind" .. "blind9" (each by an author who never read the rules; the misses of
+            blind .. blind5, blind7 and blind8 changed the rules in turn, blind6 and blind9 never did:
+            their `provenance`).
 
     Returns:
         (calls in `schema.CALL_SCHEMA`, gold values with `GOLD_SCHEMA`).
