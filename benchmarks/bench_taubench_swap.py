@@ -46,6 +46,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "agent-logs"
 RESULTS = Path(__file__).resolve().parent / "results"
 SPLIT_FILE = RESULTS / "taubench_split.parquet"
 LOOKUPS = ("get_user_details", "get_reservation_details")
+# The per-action arm of the cascade at the cpu scale: specialist adapters for the two lookups, each trained
+# with only its own tool in the prompt; reservation ids need two passes of the 135M model to copy.
+SPECIALIST_EPOCHS = {"get_reservation_details": 2.0}
 RESPOND = "respond"  # the action of a text reply (no tool call)
 KEEP = -1  # the cluster of every other call: stays on the LLM
 
@@ -162,6 +165,41 @@ def train_agent_adapter(split: pl.DataFrame, args, out: Path) -> Path:
     return Path(result.adapter_dir)
 
 
+def train_specialists(split: pl.DataFrame, args, out: Path) -> dict[str, Path]:
+    """One LoRA per specialist action (`--specialists`) on the train calls where GPT-4o took that action,
+    with only that action's tool in the prompt; an adapter already trained under `out` is reused."""
+    from slmlab.runtime.models import load_tokenizer
+    from slmlab.specialize import FinetuneConfig, build_sft_dataset, finetune, tools_for
+
+    tok, every_tool = None, tools_for(split)
+    found = {}
+    for cid, name in enumerate(args.specialists, start=1):
+        folder = out / f"ft-{name}"
+        if (folder / "adapter_model.safetensors").exists():
+            found[name] = folder
+            continue
+        tok = tok or load_tokenizer(args.model)
+        calls = split.filter((pl.col("split") == "train") & (pl.col("tool_name") == name))
+        tools = [t for t in every_tool if (t.get("function") or t).get("name") == name]
+        data = build_sft_dataset(calls, tok, BUDGET, tools=tools, max_len=MAX_LEN)
+        cfg = FinetuneConfig(
+            base_model=args.model, method=args.method, max_steps=args.steps,
+            epochs=SPECIALIST_EPOCHS.get(name, args.epochs) if args.specialist_epochs is None else args.specialist_epochs,
+            batch_size=args.batch_size, max_len=max(1024, MAX_LEN), lr=args.lr, r=args.r, alpha=2 * args.r,
+            warmup_steps=5, save_every=0, eval_every=0, cluster_id=cid, seed=args.seed, output_dir=str(folder),
+        )  # fmt: skip
+        start = time.perf_counter()
+        result = finetune(data, config=cfg, progress=True)
+        seconds = time.perf_counter() - start
+        print(f"[{name}] {len(data.train)} train examples, {result.steps} steps in {seconds:.0f}s")
+        (folder / "bench_training.json").write_text(
+            json.dumps({"train_examples": len(data.train), "steps": result.steps, "epochs": cfg.epochs,
+                        "seconds": seconds, "split_fingerprint": split_fingerprint()})
+        )  # fmt: skip
+        found[name] = Path(result.adapter_dir)
+    return found
+
+
 def agent_adapter(out: Path, args) -> Path:
     """The agent adapter to evaluate: --adapter, else the finished run, else its newest checkpoint."""
     if args.adapter:
@@ -218,6 +256,36 @@ def constrained_answers(
     return result, time.perf_counter() - start
 
 
+def specialist_answers(
+    calls: pl.DataFrame, outs: list, specialists: dict[str, Path], args
+) -> tuple[list, list[int], float]:
+    """Where the agent adapter's answer takes an action that has a specialist, that specialist's answer
+    (its own prompt: only its tool, as it was trained); None elsewhere. Also the route of each call
+    (`specialist_clusters`) and the wall time."""
+    from slmlab.evaluate import build_prompt
+    from slmlab.evaluate.inputs import adapter_prompt_setup
+    from slmlab.route import specialist_clusters
+    from slmlab.runtime.generate import TransformersGenerator
+
+    names = list(specialists)
+    clusters = specialist_clusters(outs, names)
+    result: list = [None] * len(outs)
+    rows = calls.to_dicts()
+    start = time.perf_counter()
+    for cid, name in enumerate(names, start=1):
+        idx = [i for i, c in enumerate(clusters) if c == cid]
+        if not idx:
+            continue
+        gen = TransformersGenerator(args.model, adapter=specialists[name], batch_size=args.gen_batch_size)
+        budget, tools = adapter_prompt_setup(specialists[name], BUDGET, None)
+        prompts = [build_prompt(rows[i], budget, gen.tokenizer, tools) for i in idx]
+        for i, g in zip(
+            idx, gen.generate(prompts, max_new_tokens=args.max_new_tokens, cache=True), strict=True
+        ):
+            result[i] = g
+    return result, clusters, time.perf_counter() - start
+
+
 def score_answers(calls: pl.DataFrame, outs: list, constrained: list, tools: list, args) -> pl.DataFrame:
     """Scores (binary agreement) and gate features of the agent adapter's answers, one row per call."""
     from slmlab.evaluate import score_calls
@@ -232,37 +300,25 @@ def score_answers(calls: pl.DataFrame, outs: list, constrained: list, tools: lis
     return scores.join(feats, on="call_id").join(extra.drop("split"), on="call_id")
 
 
-def run_cascade(split: pl.DataFrame, args, out: Path) -> dict:
-    """Generate, score and gate the val and test calls; calibrate on val, report test."""
-    from slmlab.route import CascadeRouter, apgr, cascade_sweep, share_at_agreement
-    from slmlab.route.gate import GATE_FEATURES, wilson_interval
-    from slmlab.specialize import tools_for
+def gate_arm(
+    val: pl.DataFrame,
+    test: pl.DataFrame,
+    args,
+    routes: dict,
+    features: tuple[str, ...],
+    singles: tuple[str, ...],
+) -> tuple[dict, dict, pl.DataFrame, object]:
+    """Fit the learned gate (and each single-feature gate in `singles`) on val, calibrate it there,
+    apply it unchanged to test. Returns per-gate results, test sweeps, the test table with the learned
+    gate's decisions, and the learned router."""
+    from slmlab.route import CascadeRouter, cascade_sweep
+    from slmlab.route.gate import wilson_interval
 
-    adapter = agent_adapter(out, args)
-    tools = tools_for(split)
-    parts, timing = {}, {}
-    for name in ("test", "val"):
-        calls = split.filter(pl.col("split") == name)
-        n = args.n_val if name == "val" and args.n_val is not None else args.n_eval
-        if n:
-            # a seeded shuffle then the first n: a larger n keeps these calls (cached answers reused)
-            calls = calls.sample(fraction=1.0, shuffle=True, seed=args.seed).head(n)
-        outs, t_gen = generate_answers(calls, adapter, tools, args)
-        constrained, t_con = constrained_answers(calls, outs, adapter, tools, args)
-        start = time.perf_counter()
-        parts[name] = score_answers(calls, outs, constrained, tools, args)
-        timing[name] = {"calls": calls.height, "generate_s": t_gen, "constrained_s": t_con,
-                        "constrained_calls": sum(c is not None for c in constrained),
-                        "score_s": time.perf_counter() - start}  # fmt: skip
-        print(f"[{name}] {calls.height} calls: generated in {t_gen:.0f}s, constrained {t_con:.0f}s")
-    val, test = parts["val"], parts["test"]
-    pl.concat([val, test], how="diagonal_relaxed").write_parquet(out / "cascade_scores.parquet")
     y_val = val.get_column("agreement").to_list()
     groups = val.get_column("task").to_list()
-    gates = {"learned": None, **{f: f for f in ("p_action", "lp_args_min", "lp_mean", "lp_min")}}
-    results, sweeps = {}, {}
-    for label, feature in gates.items():
-        router = CascadeRouter(target=args.target, feature=feature, routes={0: str(adapter)})
+    results, sweeps, best = {}, {}, None
+    for label, feature in {"learned": None, **{f: f for f in singles}}.items():
+        router = CascadeRouter(target=args.target, feature=feature, features=features, routes=routes)
         router.fit(val, agreed=y_val, groups=groups)
         s_test = router.score(test)
         kept = s_test >= router.threshold
@@ -275,49 +331,109 @@ def run_cascade(split: pl.DataFrame, args, out: Path) -> dict:
         }  # fmt: skip
         sweeps[label] = cascade_sweep(s_test, y_test)
         if label == "learned":
-            router.save(out / "cascade_router")
             best = router
             test = test.with_columns(
                 pl.Series("gate_score", s_test), pl.Series("kept", kept),
                 pl.Series("escalation_reason", [None if k else r for k, r in zip(kept, router.gate_.reasons(test), strict=True)], dtype=pl.String),
             )  # fmt: skip
+    return results, sweeps, test, best
+
+
+def arm_summary(
+    name: str, results: dict, sweep: pl.DataFrame, test: pl.DataFrame, router, split, args
+) -> dict:
+    """One arm of the cascade matrix: its calibrated result on test, the test curve, cost, reasons."""
+    from slmlab.route import apgr, share_at_agreement
+
     learned = results["learned"]
-    sw = sweeps["learned"]
-    at90 = share_at_agreement(sw, 0.9)
-    summary = {
-        "adapter": str(adapter),
-        "timing": timing,
-        "generation": {"batch": args.gen_batch_size, "max_new_tokens": args.max_new_tokens},
-        "test_calls": test.height,
-        "val_calls": val.height,
+    return {
+        "arm": name,
+        "share_of_calls_at_90": learned["share_of_calls"], "agreement": learned["agreement"],
+        "ci": learned["ci"], "kept_calls": learned["test_kept"], "threshold": learned["threshold"],
+        "val": learned["val"], "calibrated_on": "val", "target_lower_bound": args.target,
+        "best_share_on_test_curve_at_90": share_at_agreement(sweep, 0.9), "apgr": apgr(sweep),
         "all_slm_agreement_test": float(test.get_column("agreement").mean()),
         "all_slm_agreement_by_action_test": {
             r["ref_action_name"]: {"calls": r["n"], "agreement": r["a"]}
-            for r in test.group_by("ref_action_name").agg(pl.len().alias("n"), pl.col("agreement").mean().alias("a")).sort("n", descending=True).to_dicts()
+            for r in test.group_by("ref_action_name").agg(pl.len().alias("n"), pl.col("agreement").mean().alias("a")).sort("n", "ref_action_name", descending=True).to_dicts()
         },
-        "gate_features": list(GATE_FEATURES),
-        "gate_coef": dict(zip(GATE_FEATURES, best.gate_.coef_.tolist(), strict=True)),
+        "gate_features": list(router.features),
+        "gate_coef": dict(zip(router.features, router.gate_.coef_.tolist(), strict=True)),
         "gates": results,
-        "cascade": {
-            "share_of_calls_at_90": learned["share_of_calls"], "agreement": learned["agreement"],
-            "ci": learned["ci"], "kept_calls": learned["test_kept"], "threshold": learned["threshold"],
-            "calibrated_on": "val", "target_lower_bound": args.target,
-            "best_share_on_test_curve_at_90": at90,
-            "apgr": apgr(sw),
+        "escalation_reasons_test": {
+            r["escalation_reason"]: r["len"]
+            for r in test.filter(~pl.col("kept")).group_by("escalation_reason").len().sort("len", "escalation_reason", descending=True).to_dicts()
         },
+        "savings_test": cascade_savings(split, test, args),
     }  # fmt: skip
-    summary["escalation_reasons_test"] = {
-        r["escalation_reason"]: r["len"]
-        for r in test.filter(~pl.col("kept"))
-        .group_by("escalation_reason")
-        .len()
-        .sort("len", descending=True)
-        .to_dicts()
-    }
-    summary["savings_test"] = cascade_savings(split, test, args)
+
+
+def run_cascade(split: pl.DataFrame, args, out: Path) -> dict:
+    """Generate, score and gate the val and test calls; calibrate on val, report test. Two arms: the agent
+    adapter alone, and the agent adapter with the specialists answering again where it took their action.
+    The arm of the headline is the one whose calibrated gate keeps more validation calls."""
+    from slmlab.route.gate import GATE_FEATURES
+    from slmlab.specialize import tools_for
+
+    adapter = agent_adapter(out, args)
+    specialists = train_specialists(split, args, out) if args.specialists else {}
+    tools = tools_for(split)
+    agent, spec, timing = {}, {}, {}
+    for name in ("test", "val"):
+        calls = split.filter(pl.col("split") == name)
+        n = args.n_val if name == "val" and args.n_val is not None else args.n_eval
+        if n:
+            # a seeded shuffle then the first n: a larger n keeps these calls (cached answers reused)
+            calls = calls.sample(fraction=1.0, shuffle=True, seed=args.seed).head(n)
+        outs, t_gen = generate_answers(calls, adapter, tools, args)
+        constrained, t_con = constrained_answers(calls, outs, adapter, tools, args)
+        start = time.perf_counter()
+        agent[name] = score_answers(calls, outs, constrained, tools, args)
+        t_score = time.perf_counter() - start
+        timing[name] = {"calls": calls.height, "generate_s": t_gen, "constrained_s": t_con,
+                        "constrained_calls": sum(c is not None for c in constrained), "score_s": t_score}  # fmt: skip
+        print(f"[{name}] {calls.height} calls: generated in {t_gen:.0f}s, constrained {t_con:.0f}s")
+        if specialists:
+            again, clusters, t_spec = specialist_answers(calls, outs, specialists, args)
+            answers = [a if a is not None else g for g, a in zip(outs, again, strict=True)]
+            fixed = [None if a is not None else c for c, a in zip(constrained, again, strict=True)]
+            # the action's probability stays the agent adapter's (it chose the route); the rest is read
+            # off the answer that is kept
+            spec[name] = (
+                score_answers(calls, answers, fixed, tools, args)
+                .drop("p_action")
+                .join(agent[name].select("call_id", "p_action"), on="call_id")
+                .with_columns(pl.Series("cluster", clusters), pl.Series("specialist", [float(c > 0) for c in clusters]))
+            )  # fmt: skip
+            timing[name] |= {"specialist_s": t_spec, "specialist_calls": sum(a is not None for a in again)}
+            print(f"[{name}] specialists answered {timing[name]['specialist_calls']} calls in {t_spec:.0f}s")
+    pl.concat([agent["val"], agent["test"]], how="diagonal_relaxed").write_parquet(
+        out / "cascade_scores.parquet"
+    )
+    arms = {}
+    res, sweeps, test, router = gate_arm(agent["val"], agent["test"], args, {0: str(adapter)}, GATE_FEATURES,
+                                         ("p_action", "lp_args_min", "lp_mean", "lp_min"))  # fmt: skip
+    router.save(out / "cascade_router")
     test.write_parquet(out / "cascade_test.parquet")
-    sw.write_csv(out / "cascade_sweep.csv")
-    return summary
+    sweeps["learned"].write_csv(out / "cascade_sweep.csv")
+    arms["agent"] = arm_summary("agent", res, sweeps["learned"], test, router, split, args)
+    if specialists:
+        routes = {0: str(adapter), **{i: str(specialists[n]) for i, n in enumerate(specialists, start=1)}}
+        res, sweeps, test_s, router_s = gate_arm(spec["val"], spec["test"], args, routes,
+                                                 (*GATE_FEATURES, "specialist"), ("lp_args_min",))  # fmt: skip
+        router_s.save(out / "cascade_router_specialists")
+        test_s.write_parquet(out / "cascade_test_specialists.parquet")
+        arms["agent+specialists"] = arm_summary(
+            "agent+specialists", res, sweeps["learned"], test_s, router_s, split, args
+        )
+    pick = max(arms, key=lambda a: (arms[a]["val"].get("kept") or 0, a == "agent"))
+    return {
+        "adapter": str(adapter), "specialists": {k: str(v) for k, v in specialists.items()},
+        "timing": timing, "generation": {"batch": args.gen_batch_size, "max_new_tokens": args.max_new_tokens},
+        "test_calls": agent["test"].height, "val_calls": agent["val"].height,
+        "arms": arms, "headline_arm": pick,
+        "headline_rule": "the arm whose calibrated gate keeps more validation calls (ties: the agent arm)",
+    }  # fmt: skip
 
 
 def cascade_savings(split: pl.DataFrame, test: pl.DataFrame, args) -> dict:
@@ -350,7 +466,7 @@ def cascade_savings(split: pl.DataFrame, test: pl.DataFrame, args) -> dict:
     return out
 
 
-def run_baselines(split: pl.DataFrame, out: Path, args) -> dict:
+def run_baselines(split: pl.DataFrame, out: Path, args, headline: str = "agent") -> dict:
     """ClusterRouter (prompt-only: it predicts the next action, the agent adapter answers what it
     routes, the router's class probability is the threshold) and RandomRouter, on the same answers."""
     import numpy as np
@@ -358,6 +474,10 @@ def run_baselines(split: pl.DataFrame, out: Path, args) -> dict:
     from slmlab.route import ClusterRouter, RandomRouter, apgr, cascade_sweep, share_at_agreement
 
     test = pl.read_parquet(out / "cascade_test.parquet")
+    arms_file = {
+        "agent": out / "cascade_test.parquet",
+        "agent+specialists": out / "cascade_test_specialists.parquet",
+    }
     actions = pick_actions(split, "actions", 1)
     train = with_clusters(split.filter(pl.col("split") == "train"), actions)
     router = ClusterRouter().fit(train, routes=list(range(len(actions))))
@@ -366,15 +486,30 @@ def run_baselines(split: pl.DataFrame, out: Path, args) -> dict:
     _, proba, _ = router.decide(calls)
     y = calls.get_column("agreement").to_numpy()
     rand = RandomRouter(seed=args.seed).score(calls)
+    others = {}
+    for arm, path in arms_file.items():
+        if arm != headline and path.exists():
+            t = calls.select("call_id").join(pl.read_parquet(path), on="call_id", how="left")
+            others[f"cascade ({arm} arm)"] = cascade_sweep(
+                t.get_column("gate_score").to_numpy(), t.get_column("agreement").to_numpy()
+            )
+    if headline != "agent":
+        t = calls.select("call_id").join(pl.read_parquet(arms_file[headline]), on="call_id", how="left")
+        calls = calls.with_columns(
+            t.get_column("gate_score"), t.get_column("agreement").alias("agreement_headline")
+        )
+    y_head = calls.get_column("agreement_headline" if headline != "agent" else "agreement").to_numpy()
     sweeps = {
-        "cascade": cascade_sweep(calls.get_column("gate_score").to_numpy(), y),
+        "cascade": cascade_sweep(calls.get_column("gate_score").to_numpy(), y_head),
         "cluster_router": cascade_sweep(proba, y),
         "random": cascade_sweep(rand, y, thresholds=np.linspace(0, 1, 51)),
     }
     out_sweeps = {}
-    for name, sw in sweeps.items():
-        sw.write_csv(out / f"sweep_{name}.csv")
-        out_sweeps[name] = sw
+    for name, sw in {**sweeps, **others}.items():
+        sw.write_csv(
+            out / f"sweep_{name.replace(' ', '_').replace('(', '').replace(')', '').replace('+', '_')}.csv"
+        )
+        out_sweeps[name if name != "cascade" else f"cascade ({headline} arm)"] = sw
     res = {}
     for name, sw in sweeps.items():
         res[name] = {"apgr": apgr(sw), "share_at_90": share_at_agreement(sw, 0.9),
@@ -394,6 +529,9 @@ def run_baselines(split: pl.DataFrame, out: Path, args) -> dict:
         for r in table
     )
     res["by_share"] = table
+    res["other_arms"] = {
+        n: {"apgr": apgr(sw), "share_at_90": share_at_agreement(sw, 0.9)} for n, sw in others.items()
+    }
     from slmlab.route.cascade import plot_cascade_curves
 
     plot_cascade_curves(out_sweeps).write_html(RESULTS / "taubench_swap_curve.html", include_plotlyjs="cdn")
@@ -612,6 +750,18 @@ def parse_args(argv=None):
     p.add_argument("--n-val", type=int, default=None, help="sample this many val calls (default: --n-eval)")
     p.add_argument("--max-constrained", type=int, default=by_scale(0, 0, 400),
                    help="most schema-invalid answers re-decoded under the constraint")  # fmt: skip
+    p.add_argument(
+        "--specialists",
+        nargs="*",
+        default=list(LOOKUPS),
+        help="actions that get a specialist adapter behind the agent adapter (the per-action arm)",
+    )
+    p.add_argument(
+        "--specialist-epochs",
+        type=float,
+        default=None,
+        help="epochs of every specialist (default: --epochs, two for get_reservation_details)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=".slmlab/bench-taubench-swap")
     return p.parse_args(argv)
@@ -628,6 +778,8 @@ def main(argv=None) -> None:
     agent = out / "ft-agent"
     if args.stage in ("all", "train") and not (agent / "adapter_model.safetensors").exists():
         train_agent_adapter(split, args, out)
+    if args.stage in ("all", "train"):
+        train_specialists(split, args, out)
     if args.stage == "train":
         return
     if args.stage == "report":
@@ -651,10 +803,12 @@ def main(argv=None) -> None:
     results_path = RESULTS / "taubench_swap.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     if args.stage in ("all", "cascade"):
-        results["cascade_run"] = run_cascade(split, args, out)
-        results["cascade"] = results["cascade_run"].pop("cascade")
+        run = run_cascade(split, args, out)
+        results["cascade_arms"] = run.pop("arms")
+        results["cascade_run"] = run
+        results["cascade"] = dict(results["cascade_arms"][run["headline_arm"]])
     if args.stage in ("all", "cascade", "router"):
-        base = run_baselines(split, out, args)
+        base = run_baselines(split, out, args, results.get("cascade", {}).get("arm", "agent"))
         results["cluster_router"] = base.pop("cluster_router")
         results["random_router"] = base.pop("random")
         results["cascade"]["curve"] = base.pop("cascade")

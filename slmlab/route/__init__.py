@@ -23,7 +23,7 @@ Usage:
 
 from __future__ import annotations
 
-from slmlab.route.cascade import CascadeRouter, cascade_sweep
+from slmlab.route.cascade import CascadeRouter, cascade_sweep, specialist_clusters
 from slmlab.route.gate import (
     GATE_FEATURES,
     CascadeGate,
@@ -75,6 +75,7 @@ __all__ = [
     "routed_calls",
     "select_router",
     "share_at_agreement",
+    "specialist_clusters",
     "text_agrees",
     "threshold_sweep",
     "wilson_interval",

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from slmlab.actions import TEXT_ACTION
 from slmlab.route.gate import (
     GATE_FEATURES,
     CascadeGate,
@@ -33,6 +34,26 @@ from slmlab.route.gate import (
 from slmlab.route.routers import Router, register_router
 
 CASCADE_CLUSTER = 0  # the one route of an agent-level cascade: the agent's SLM answers every call
+
+
+def specialist_clusters(generations: Sequence[Any], specialists: Sequence[str]) -> list[int]:
+    """Per call, the route that gives the cascade's answer: the agent adapter answers first, and where its
+    answer takes an action that has a specialist adapter, that adapter answers again (`1 +` the action's
+    index in `specialists`); every other call keeps the agent's answer (`CASCADE_CLUSTER`).
+
+    Example:
+        >>> from slmlab.runtime.generate import Generation
+        >>> gens = [Generation(text="hi"), Generation(text="", tool_calls=[{"name": "lookup", "arguments": "{}"}])]
+        >>> specialist_clusters(gens, ["lookup"])
+        [0, 1]
+    """
+    index = {name: i + 1 for i, name in enumerate(specialists)}
+    out = []
+    for gen in generations:
+        calls = gen.tool_calls or []
+        name = calls[0].get("name") if calls else TEXT_ACTION
+        out.append(index.get(name, CASCADE_CLUSTER))
+    return out
 
 
 @register_router("cascade")
@@ -231,4 +252,4 @@ def plot_cascade_curves(sweeps: Mapping[str, pl.DataFrame], level: float = 0.9) 
     return fig
 
 
-__all__ = ["CASCADE_CLUSTER", "CascadeRouter", "cascade_sweep", "plot_cascade_curves"]
+__all__ = ["CASCADE_CLUSTER", "CascadeRouter", "cascade_sweep", "plot_cascade_curves", "specialist_clusters"]
