@@ -603,15 +603,8 @@ def _pct(x) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
 
 
-def readme_text(r: dict) -> str:
-    """The README section, generated from `taubench_swap.json` (so the text and the figures agree)."""
-    c, run = r["cascade"], r.get("cascade_run", {})
-    cr, rr, cmp_ = r.get("cluster_router", {}), r.get("random_router", {}), r.get("comparison", {})
-    t = run.get("timing", {}).get("test", {})
-    gen = run.get("generation", {})
-    lo, hi = (c.get("ci") or [None, None])[:2]
-    gates = run.get("gates", {})
-    rows = "\n".join(
+def _gate_rows(gates: dict) -> str:
+    return "\n".join(
         f"| {name} | {g['threshold']:.4g} | {_pct(g['val'].get('share'))} ({g['val'].get('kept')}) at "
         f"{_pct(g['val'].get('agreement'))}, LB {_pct(g['val'].get('lower'))} | {_pct(g['share_of_calls'])} "
         f"({g['test_kept']}) | {_pct(g['agreement'])} | "
@@ -619,67 +612,101 @@ def readme_text(r: dict) -> str:
         + " |"
         for name, g in gates.items()
     )
-    acts = "\n".join(
-        f"| `{a}` | {v['calls']} | {_pct(v['agreement'])} |"
-        for a, v in run.get("all_slm_agreement_by_action_test", {}).items()
+
+
+def readme_text(r: dict) -> str:
+    """The README section, generated from `taubench_swap.json` (so the text and the figures agree)."""
+    c, run = r["cascade"], r.get("cascade_run", {})
+    arms = r.get("cascade_arms") or {c.get("arm", "agent"): c}
+    cr, rr, cmp_ = r.get("cluster_router", {}), r.get("random_router", {}), r.get("comparison", {})
+    t = run.get("timing", {}).get("test", {})
+    gen = run.get("generation", {})
+    lo, hi = (c.get("ci") or [None, None])[:2]
+    arm_rows = "\n".join(
+        f"| {name} | {_pct(a.get('val', {}).get('share'))} ({a.get('val', {}).get('kept')}) | "
+        f"{_pct(a['share_of_calls_at_90'])} ({a['kept_calls']}) | {_pct(a['agreement'])} | "
+        + ("—" if not a.get("ci") else f"{_pct(a['ci'][0])}–{_pct(a['ci'][1])}")
+        + f" | {_pct((a.get('best_share_on_test_curve_at_90') or {}).get('slm_share'))} | {a.get('apgr', float('nan')):.3f} | "
+        f"{_pct(a.get('all_slm_agreement_test'))} |"
+        for name, a in arms.items()
     )
-    sav = run.get("savings_test", {})
+    gate_tables = "\n\n".join(
+        f"Gates of the {name} arm:\n\n| gate | threshold | validation: kept share (calls) at agreement, Wilson LB "
+        f"| test: kept share (calls) | test agreement | 95% CI |\n|---|---|---|---|---|---|\n{_gate_rows(a.get('gates', {}))}"
+        for name, a in arms.items()
+    )
+    names = list(arms)
+    by_action = {}
+    for name, a in arms.items():
+        for act, v in a.get("all_slm_agreement_by_action_test", {}).items():
+            by_action.setdefault(act, {"calls": v["calls"]})[name] = v["agreement"]
+    acts = "\n".join(
+        f"| `{act}` | {v['calls']} | " + " | ".join(_pct(v.get(n)) for n in names) + " |"
+        for act, v in by_action.items()
+    )
+    sav = c.get("savings_test", {})
     tm = r.get("text_metric_check") or {}
-    goal_met = (c.get("share_of_calls_at_90") or 0) >= 0.4 and (lo or 0) >= 0.0
+    goal_met = (c.get("share_of_calls_at_90") or 0) >= 0.4
+    spec = run.get("specialists") or {}
     return f"""### The cascade on tau-bench: the SLM answers first, GPT-4o only where the gate escalates (`benchmarks/bench_taubench_swap.py`)
 
-One LoRA on SmolLM2-135M for the whole agent (`{run.get("adapter", "?")}`; every action, at most
-{r.get("train", {}).get("cap_per_action", "?")} train calls per action, all 14 tools in a 576-token prompt with the evidence
-note) answers every held-out call; the gate (logistic regression over {", ".join(run.get("gate_features", []))}) is
-fitted and calibrated on the validation split ({run.get("val_calls")} calls, 5-fold cross-fitted by task, threshold = the lowest
-whose Wilson lower bound on the kept calls reaches 90%) and applied unchanged to the test split
-({run.get("test_calls")} calls). Split: `{r["split"]["file"]}` (fingerprint `{r["split"]["fingerprint"]}`), made once with
-`split_by_session` (task-grouped, stratified by action, seed {r["split"]["seed"]}).
+Two arms on SmolLM2-135M, the experiment matrix of the cascade. **agent**: one LoRA for the whole agent
+(`{run.get("adapter", "?")}`; every action, at most {r.get("train", {}).get("cap_per_action", "?")} train calls per action, all
+14 tools in a 576-token prompt with the evidence note) answers every held-out call. **agent+specialists**: the
+same agent adapter answers first; where its answer takes a lookup action, that lookup's own adapter
+({", ".join(f"`{k}`" for k in spec)}; trained on the train calls of that action only, with only its tool in
+the prompt, one epoch) answers again, and that answer is kept or escalated; the action's probability stays
+the agent adapter's. Each arm's gate (logistic regression over {", ".join(c.get("gate_features", []))}) is
+fitted and calibrated on the validation split ({run.get("val_calls")} calls, 5-fold cross-fitted by task,
+threshold = the lowest whose Wilson lower bound on the kept calls reaches 90%) and applied unchanged to the
+test split ({run.get("test_calls")} calls). The headline arm is picked on validation ({run.get("headline_rule")}): **{c.get("arm")}**.
+Split: `{r["split"]["file"]}` (fingerprint `{r["split"]["fingerprint"]}`), made once with `split_by_session`
+(task-grouped, stratified by action, seed {r["split"]["seed"]}).
 
 **Result (test split): the cascade keeps {_pct(c.get("share_of_calls_at_90"))} of all held-out calls on the SLM
 ({c.get("kept_calls")} of {run.get("test_calls")}) at {_pct(c.get("agreement"))} agreement (95% CI {_pct(lo)}–{_pct(hi)}).**
-Goal ≥ 40% at ≥ 90%: {"met" if goal_met else "NOT met"}. Best share on the test curve at ≥ 90% (not calibrated, for
-reference): {_pct((c.get("best_share_on_test_curve_at_90") or {}).get("slm_share"))}. APGR: cascade {c.get("apgr", float("nan")):.2f},
+Goal ≥ 40% at ≥ 90%: {"met" if goal_met else "NOT met"}. APGR: cascade {c.get("apgr", float("nan")):.2f},
 `ClusterRouter` {cr.get("apgr", float("nan")):.2f}, random {rr.get("apgr", float("nan")):.2f}; share at ≥ 90% on the test curves: cluster
 router {_pct((cr.get("share_at_90") or {}).get("slm_share"))}, random {_pct((rr.get("share_at_90") or {}).get("slm_share"))}. Cascade ahead
 of both at every share (20 points, 5–100%): {cmp_.get("ahead_at_every_share")}. Curves: `benchmarks/results/taubench_swap_curve.html`.
 
-| gate | threshold | validation: kept share (calls) at agreement, Wilson LB | test: kept share (calls) | test agreement | 95% CI |
-|---|---|---|---|---|---|
-{rows}
+| arm | validation: calibrated kept share (calls) | test: kept share (calls) | test agreement | 95% CI | best test-curve share at ≥ 90% (uncalibrated) | APGR | agreement if the SLM answered everything |
+|---|---|---|---|---|---|---|---|
+{arm_rows}
 
-The agent adapter on every test call, by GPT-4o's action (agreement: exact name + arguments for tool calls,
-MiniLM cosine ≥ {tm.get("threshold", 0.8)} for text replies):
+{gate_tables}
 
-| action | test calls | agreement |
-|---|---|---|
+Agreement on every test call, by GPT-4o's action (exact name + arguments for tool calls, MiniLM cosine ≥
+{tm.get("threshold", 0.8)} for text replies):
+
+| action | test calls | {" | ".join(names)} |
+|---|---|{"---|" * len(names)}
 {acts}
 
 Text-reply metric check: {tm.get("pairs", 0)} hand-judged pairs (`benchmarks/results/taubench_text_judged.jsonl`); the
 metric's verdict matches the hand verdict on {_pct(tm.get("accuracy"))} ({tm.get("false_accepts")} false accepts,
 {tm.get("false_rejects")} false rejects; accuracy by threshold {tm.get("accuracy_by_threshold")}).
 
-Cost on the test calls (tokens counted with the bundled tokenizer, GPT-4o list price: tau-bench logs no
-costs; SLM at the `SelfHostedSLM` defaults, an L4 at $0.80/h, 50% utilization): before
+Cost of the headline arm on the test calls (tokens counted with the bundled tokenizer, GPT-4o list price:
+tau-bench logs no costs; SLM at the `SelfHostedSLM` defaults, an L4 at $0.80/h, 50% utilization): before
 ${sav.get("cost_before_usd", 0):.2f}, after ${sav.get("cost_after_usd", 0):.2f} (saved {_pct(sav.get("saved_share"))});
 cost per call ${sav.get("cost_per_call_before_usd") or 0:.5f} → ${sav.get("cost_per_call_after_usd") or 0:.5f};
 escalation share {_pct(sav.get("escalation_share"))}, break-even escalation share {_pct(sav.get("break_even_escalation_share"))}.
-Why calls escalated (the gate's weakest signal): {run.get("escalation_reasons_test")}.
+Why calls escalated (the gate's weakest signal): {c.get("escalation_reasons_test")}.
 
-Bundle: `export_bundle(..., cascade=router)` writes the gate and threshold (`cascade/`), the agent adapter and
-the vLLM multi-LoRA command (`{(r.get("bundle") or {}).get("serve")}`); loaded back in a fresh process
+Bundle: `export_bundle(..., cascade=router)` writes the gate and threshold (`cascade/`), the adapters its
+routes name and the vLLM multi-LoRA command (`{(r.get("bundle") or {}).get("serve")}`); loaded back in a fresh process
 (threshold {(r.get("bundle") or {}).get("fresh_process_threshold")}).
 
-Evaluation time: the first, uncached generation passes took {r.get("generation_logs")} (batch
-{gen.get("batch", "?")}, up to {gen.get("max_new_tokens", "?")} new tokens); in the run that wrote this JSON the test split took
-{t.get("generate_s", 0):.0f} s to generate (answers already in the generation cache are read back, not generated),
-{t.get("constrained_s", 0):.0f} s of constrained re-decoding ({t.get("constrained_calls")} answers) and {t.get("score_s", 0):.0f} s to score,
+Evaluation time: the test split took {t.get("generate_s", 0):.0f} s to generate with the agent adapter (batch
+{gen.get("batch", "?")}, up to {gen.get("max_new_tokens", "?")} new tokens; answers already in the generation cache are read back), {t.get("specialist_s", 0):.0f} s for
+the specialists ({t.get("specialist_calls")} calls), {t.get("constrained_s", 0):.0f} s of constrained re-decoding ({t.get("constrained_calls")} answers) and {t.get("score_s", 0):.0f} s to score,
 on {r["machine"]["cpu"]} ({r["machine"]["cores"]} cores, native bf16 {r["machine"]["native_bf16"]}), load average at the end
 {[round(x, 1) for x in r["machine"]["load_avg_at_end"]]} (about {r["machine"]["cores"]} is this benchmark alone).
 """
 
 
-def export_cascade_bundle(out: Path) -> dict:
+def export_cascade_bundle(out: Path, router_dir: Path) -> dict:
     """The cascade as a deployable bundle (gate + threshold + the agent adapter, vLLM multi-LoRA command),
     checked by loading it back in a fresh process."""
     import subprocess
@@ -687,7 +714,7 @@ def export_cascade_bundle(out: Path) -> dict:
 
     from slmlab.pipeline.bundle import export_bundle
 
-    path = export_bundle("bench-taubench-cascade", out / "bundle", cascade=out / "cascade_router")
+    path = export_bundle("bench-taubench-cascade", out / "bundle", cascade=router_dir)
     manifest = json.loads((path / "bundle.json").read_text())
     code = "import sys; from slmlab.pipeline.bundle import load_cascade; r = load_cascade(sys.argv[1]); print(r.threshold)"
     res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
@@ -785,8 +812,13 @@ def main(argv=None) -> None:
     if args.stage == "report":
         r = json.loads((RESULTS / "taubench_swap.json").read_text())
         r["text_metric_check"] = judged_check()
-        if (out / "cascade_router" / "router.json").exists():
-            r["bundle"] = export_cascade_bundle(out)
+        router_dir = out / (
+            "cascade_router_specialists"
+            if r["cascade"].get("arm") == "agent+specialists"
+            else "cascade_router"
+        )
+        if (router_dir / "router.json").exists():
+            r["bundle"] = export_cascade_bundle(out, router_dir)
         # first (uncached) generation passes, as their logs recorded them: a re-run reads the cache
         import re
 
