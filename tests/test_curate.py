@@ -431,7 +431,7 @@ def test_json_keeps_its_original_style():
 
 
 def test_misspelled_and_abbreviated_keys_are_read_as_their_words():
-    from slmlab.curate.context import canonical_key
+    from slmlab.curate.keyed import canonical_key
 
     assert canonical_key("memebr_numbr") == "member_number"
     assert canonical_key("mbr_id") == "member_id"
@@ -441,7 +441,7 @@ def test_misspelled_and_abbreviated_keys_are_read_as_their_words():
 
 
 def test_quoted_log_values_and_field_value_errors_are_keyed():
-    from slmlab.curate.context import keyed_fields
+    from slmlab.curate.keyed import keyed_fields
 
     pairs = keyed_fields(
         "ValidationError: field 'subscriber_id' value '151-298781'; patient_dob='Jul 3 2018'"
@@ -450,7 +450,7 @@ def test_quoted_log_values_and_field_value_errors_are_keyed():
 
 
 def test_in1_insured_fields_are_read_by_shape_when_shifted():
-    from slmlab.curate.context import keyed_fields
+    from slmlab.curate.keyed import keyed_fields
 
     seg = (
         "IN1|1|BCBS001|00123|BLUE CROSS|||||GRP77102||||20240101|20241231|||Li^Mia|01|11/26/2020|12 Oak St^^^^02139"
@@ -470,7 +470,7 @@ def test_a_question_for_an_id_takes_the_next_speakers_answer():
 
 
 def test_fields_beside_personal_values_in_one_record():
-    from slmlab.curate.context import neighbour_spans
+    from slmlab.curate.records import neighbour_spans
 
     t = "S80909325|Ana^Silva|1957-03-02|ADM|Bed 4W-12"
     got = [t[s:e] for s, e, *_ in neighbour_spans(t, [(10, 13, "PERSON"), (14, 19, "PERSON")])]

@@ -26,15 +26,9 @@ from typing import Any
 
 import polars as pl
 
-from slmlab.curate.context import (
-    DATE_RE,
-    NOT_NAMES,
-    canonical_key,
-    context_spans,
-    extend_name,
-    keyed_fields,
-    neighbour_spans,
-)
+from slmlab.curate.context import DATE_RE, NOT_NAMES, context_spans, extend_name
+from slmlab.curate.keyed import canonical_key, keyed_fields
+from slmlab.curate.records import neighbour_spans
 from slmlab.curate.redact import Pseudonymizer, Redactor, Span, resolve_overlaps
 
 DEFAULT_ID_KEYS = (
