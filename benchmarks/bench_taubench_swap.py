@@ -130,46 +130,47 @@ def agent_training_calls(split: pl.DataFrame, cap: int, seed: int) -> pl.DataFra
     return picked
 
 
+def finetune_adapter(
+    data, args, folder: Path, label: str, epochs: float, save_every: int, cluster_id=None
+) -> Path:
+    """One LoRA run of this benchmark's settings on `data` into `folder`, with `bench_training.json`
+    (examples, steps, epochs, seconds, split fingerprint) beside the adapter."""
+    from slmlab.specialize import FinetuneConfig, finetune
+
+    cfg = FinetuneConfig(
+        base_model=args.model, method=args.method, max_steps=args.steps, epochs=epochs,
+        batch_size=args.batch_size, max_len=max(1024, MAX_LEN), lr=args.lr, r=args.r, alpha=2 * args.r,
+        warmup_steps=5, save_every=save_every, eval_every=0, cluster_id=cluster_id, seed=args.seed,
+        output_dir=str(folder),
+    )  # fmt: skip
+    start = time.perf_counter()
+    result = finetune(data, config=cfg, progress=True)
+    seconds = time.perf_counter() - start
+    print(f"[{label}] {len(data.train)} train examples, {result.steps} steps in {seconds:.0f}s")
+    (folder / "bench_training.json").write_text(
+        json.dumps({"train_examples": len(data.train), "steps": result.steps, "epochs": epochs,
+                    "seconds": seconds, "split_fingerprint": split_fingerprint()})
+    )  # fmt: skip
+    return Path(result.adapter_dir)
+
+
 def train_agent_adapter(split: pl.DataFrame, args, out: Path) -> Path:
     """One LoRA on the agent's calls of every action, all of the agent's tools in the prompt."""
     from slmlab.runtime.models import load_tokenizer
-    from slmlab.specialize import FinetuneConfig, build_sft_dataset, finetune, tools_for
+    from slmlab.specialize import build_sft_dataset, tools_for
 
     tok = load_tokenizer(args.model)
     picked = agent_training_calls(split, args.cap_per_action, args.seed)
     data = build_sft_dataset(picked, tok, BUDGET, tools=tools_for(split), max_len=MAX_LEN)
     print(f"[agent] {len(data.train)} train examples, dropped {data.n_dropped} over-long ones")
-    cfg = FinetuneConfig(
-        base_model=args.model,
-        method=args.method,
-        max_steps=args.steps,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        max_len=max(1024, MAX_LEN),
-        lr=args.lr,
-        r=args.r,
-        alpha=2 * args.r,
-        warmup_steps=5,
-        save_every=50,
-        eval_every=0,
-        seed=args.seed,
-        output_dir=str(out / "ft-agent"),
-    )
-    start = time.perf_counter()
-    result = finetune(data, config=cfg, progress=True)
-    print(f"[agent] {result.steps} steps in {time.perf_counter() - start:.0f}s")
-    (out / "ft-agent" / "bench_training.json").write_text(
-        json.dumps({"train_examples": len(data.train), "steps": result.steps,
-                    "seconds": time.perf_counter() - start, "split_fingerprint": split_fingerprint()})
-    )  # fmt: skip
-    return Path(result.adapter_dir)
+    return finetune_adapter(data, args, out / "ft-agent", "agent", args.epochs, save_every=50)
 
 
 def train_specialists(split: pl.DataFrame, args, out: Path) -> dict[str, Path]:
     """One LoRA per specialist action (`--specialists`) on the train calls where GPT-4o took that action,
     with only that action's tool in the prompt; an adapter already trained under `out` is reused."""
     from slmlab.runtime.models import load_tokenizer
-    from slmlab.specialize import FinetuneConfig, build_sft_dataset, finetune, tools_for
+    from slmlab.specialize import build_sft_dataset, tools_for
 
     tok, every_tool = None, tools_for(split)
     found = {}
@@ -182,21 +183,12 @@ def train_specialists(split: pl.DataFrame, args, out: Path) -> dict[str, Path]:
         calls = split.filter((pl.col("split") == "train") & (pl.col("tool_name") == name))
         tools = [t for t in every_tool if (t.get("function") or t).get("name") == name]
         data = build_sft_dataset(calls, tok, BUDGET, tools=tools, max_len=MAX_LEN)
-        cfg = FinetuneConfig(
-            base_model=args.model, method=args.method, max_steps=args.steps,
-            epochs=SPECIALIST_EPOCHS.get(name, args.epochs) if args.specialist_epochs is None else args.specialist_epochs,
-            batch_size=args.batch_size, max_len=max(1024, MAX_LEN), lr=args.lr, r=args.r, alpha=2 * args.r,
-            warmup_steps=5, save_every=0, eval_every=0, cluster_id=cid, seed=args.seed, output_dir=str(folder),
-        )  # fmt: skip
-        start = time.perf_counter()
-        result = finetune(data, config=cfg, progress=True)
-        seconds = time.perf_counter() - start
-        print(f"[{name}] {len(data.train)} train examples, {result.steps} steps in {seconds:.0f}s")
-        (folder / "bench_training.json").write_text(
-            json.dumps({"train_examples": len(data.train), "steps": result.steps, "epochs": cfg.epochs,
-                        "seconds": seconds, "split_fingerprint": split_fingerprint()})
-        )  # fmt: skip
-        found[name] = Path(result.adapter_dir)
+        epochs = (
+            SPECIALIST_EPOCHS.get(name, args.epochs)
+            if args.specialist_epochs is None
+            else args.specialist_epochs
+        )
+        found[name] = finetune_adapter(data, args, folder, name, epochs, save_every=0, cluster_id=cid)
     return found
 
 

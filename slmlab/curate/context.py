@@ -361,12 +361,12 @@ def _clause_values(text: str, out: list, cues_taken: set[int]) -> None:
     clauses = list(_clauses(text))
     for n, (a, b) in enumerate(clauses):
         clause = text[a:b]
-        turn = None
+        answer = None  # the next speaker's turn after the speaker tag, where the next clause is one
         if n + 1 < len(clauses):
             na, nb = clauses[n + 1]
             sp = _SPEAKER.match(text, na, nb)
             if sp is not None and "\n" in text[b:na]:
-                turn = (sp.end(), min(nb, sp.end() + 40))
+                answer = (sp.end(), nb)
         for cue_rx, value_rx, entity, rule in (
             (_FAR_DOB_CUE, _ANY_DATE, "DATE_OF_BIRTH", "date_of_birth_clause"),
             (_FAR_ID_CUE, _ANY_ID, "ID", "id_clause"),
@@ -381,12 +381,9 @@ def _clause_values(text: str, out: list, cues_taken: set[int]) -> None:
                 if a + cue.start() in cues_taken:
                     continue
                 pick = next((v for v in values if v[0] >= cue.end()), None)  # before it: `_BEFORE_CUE`
-                if pick is None and turn is not None:
-                    answer = text[turn[0] : nb]
-                    pick = next(((m.start(1), m.end(1)) for m in value_rx.finditer(answer)
-                                 if m.start(1) < turn[1] - turn[0] and (entity != "ID" or m.end(1) - m.start(1) >= 5)), None)  # fmt: skip
-                    if pick is not None:
-                        pick = (turn[0] - a + pick[0], turn[0] - a + pick[1])
+                if pick is None and answer is not None:  # the answer's value starts within 40 characters
+                    pick = next(((m.start(1) - a, m.end(1) - a) for m in value_rx.finditer(text, *answer)
+                                 if m.start(1) < answer[0] + 40 and (entity != "ID" or m.end(1) - m.start(1) >= 5)), None)  # fmt: skip
                 if pick is None or _overlaps(out, a + pick[0], a + pick[1]):
                     continue  # no value, or the near rule (or another cue) already took it
                 out.append((a + pick[0], a + pick[1], entity, rule))

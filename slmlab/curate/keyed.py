@@ -96,6 +96,18 @@ _HL7_NAME = re.compile(r"[^\W\d_][^\W\d_' -]*(?:\^[^\W\d_][^\W\d_' -]*){1,3}")
 _HL7_ID = re.compile(r"(?=(?:[^\d|^~]*\d){4})[A-Za-z0-9][\w.-]{4,30}")
 
 
+def _person_name(v: str) -> list[tuple[str, str]]:
+    """An HL7 XPN value `Last^First^Middle` as last / first name pairs."""
+    parts = v.split("^")
+    return [("last_name", parts[0]), *[("first_name", p) for p in parts[1:3]]]
+
+
+def _street_zip(v: str) -> list[tuple[str, str]]:
+    """An HL7 XAD value `Street^Other^City^State^Zip` as its street line and zip."""
+    parts = v.split("^")
+    return [("street", parts[0])] + ([("zip", parts[4])] if len(parts) > 4 else [])
+
+
 def _in1_insured(fields: list[str]) -> list[tuple[str, str]]:
     """IN1-16 onwards describe the insured person: senders shift these fields, so they are read by shape:
     a `Last^First` name, the first date (birth date), an address (4+ components: street and zip), and
@@ -106,14 +118,12 @@ def _in1_insured(fields: list[str]) -> list[tuple[str, str]]:
         if not v:
             continue
         if _HL7_NAME.fullmatch(v):
-            parts = v.split("^")
-            out += [("last_name", parts[0]), *[("first_name", p) for p in parts[1:3]]]
+            out += _person_name(v)
         elif not dob and (DATE_RE.match(v) or re.fullmatch(_DATE8, v)):
             out.append(("dob", v))
             dob = True
         elif v.count("^") >= 4:
-            parts = v.split("^")
-            out += [("street", parts[0])] + ([("zip", parts[4])] if parts[4] else [])
+            out += _street_zip(v)
         elif "^" not in v and _HL7_ID.fullmatch(v) and not re.fullmatch(_DATE8, v):
             out.append(("member_id", v))
     return out
@@ -128,13 +138,12 @@ def _hl7_fields(segment: str) -> list[tuple[str, str]]:
         if i >= len(fields):
             break
         for rep in fields[i].split("~"):
-            parts = rep.split("^")
             if key == "name":
-                out += [("last_name", parts[0]), *[("first_name", p) for p in parts[1:3]]]
+                out += _person_name(rep)
             elif key == "address":
-                out += [("street", parts[0])] + ([("zip", parts[4])] if len(parts) > 4 else [])
+                out += _street_zip(rep)
             else:
-                out.append((key, parts[0]))
+                out.append((key, rep.split("^")[0]))
     return [(k, v.strip()) for k, v in out if v and v.strip()]
 
 
