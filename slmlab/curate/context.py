@@ -38,6 +38,9 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
+
+from slmlab.curate.labels import LABEL_PATTERNS, ocr_fold
 
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
@@ -53,19 +56,23 @@ DATE = (
     rf"|{_MONTH}\.?\s+\d{{1,2}}{_ORD},?\s+\d{{4}}"
     rf"|(?:the\s+)?\d{{1,2}}{_ORD}\s+(?:of\s+)?{_MONTH}\.?,?\s+\d{{4}})"
 )
-_DATE8 = r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"  # 19570302, only after a DOB cue or key
+DATE8 = r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"  # 19570302, only after a DOB cue or key
 #: a whole value that is one date (the `DATE` forms, or 19570302 as HL7 and compact exports write it)
-DATE_RE = re.compile(rf"^\s*(?:{DATE}|{_DATE8})\s*$", re.IGNORECASE)
+DATE_RE = re.compile(rf"^\s*(?:{DATE}|{DATE8})\s*$", re.IGNORECASE)
 
 # A few filler words between a cue and its value ("MRN for that patient is S123", "born in Lagos on ...").
 _WORD = r"[^\W\d_]+(?:['’.-][^\W\d_]+)*\.?"  # a word of any script, no digits
-_FILL = rf"(?:[\s:=#\"'(\[,;?|/–—-]*{_WORD}){{0,7}}?[\s:=#\"'(\[,;?|/–—-]+"
-_FILL_SHORT = rf"(?:[\s:=#\"'(\[,;?|/–—-]*{_WORD}){{0,3}}?[\s:=#\"'(\[,;?|/–—-]*"
+_SEP = r"(?:[\s:=#\"'(\[,;?|/–—：、-]|\.{2,}|…)"  # "Account number is... 31506", "患者番号：A123"
+_FILL = rf"(?:{_SEP}*{_WORD}){{0,7}}?{_SEP}+"
+_SEP_LINE = _SEP.replace(r"\s", r" \t")
+# up to three words, or four on the cue's line: "acct on the receipt says 2322499782"
+_FILL_SHORT = rf"(?:(?:{_SEP}*{_WORD}){{0,3}}?{_SEP}*|(?:{_SEP_LINE}*{_WORD}){{4}}{_SEP_LINE}*)"
 # An identifier: 4+ characters with at least one digit; not a date, a bare year, a decimal amount, a
-# quantity ("15GB", "24-hour") or a 4-digit number ("member since 2015", "DL 1127": a year, a flight).
-_IDVAL = (
-    r"(?<![$€£¥])(?!\d{4}-\d{1,2}-\d|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?![\w/-])|\d+-[a-z]+(?![\w/-])|\d{1,4}[A-Za-z]{1,3}(?![\w/-]))(?!(?:19|20)\d\d(?![\w/-]))(?!\d{4}(?![\w/-]))(?!\d+[.,]\d{1,2}(?![\w/-]))"
-    r"(?=[A-Za-z0-9._/-]*\d)([A-Za-z0-9](?:[A-Za-z0-9._/-]{2,38}[A-Za-z0-9]))(?![\w/-])"
+# quantity ("15GB", "24-hour"), a list item ("1.ALWAYS") or a 4-digit number ("member since 2015", "DL 1127":
+# a year, a flight). Chinese, Japanese and Korean words may follow it directly ("W1234567です").
+IDVAL = (
+    r"(?<![$€£¥A-Za-z0-9])(?!\d{1,2}[.)][A-Za-z]+(?![\w/-]))(?!\d{4}-\d{1,2}-\d|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?![\w/-])|\d+-[a-z]+(?![\w/-])|\d{1,4}[A-Za-z]{1,3}(?![\w/-]))(?!(?:19|20)\d\d(?![\w/-]))(?!\d{4}(?![\w/-]))(?!\d+[.,]\d{1,2}(?![\w/-]))"
+    r"(?=[A-Za-z0-9._/-]*\d)([A-Za-z0-9](?:[A-Za-z0-9._/-]{2,38}[A-Za-z0-9]))(?!(?![\u3000-\uffff])[\w/-])"
 )
 
 _DOB_CUE = (
@@ -84,8 +91,8 @@ _MRN_CUE = (
     r"(?:n[úu]mero\s+do\s+)?prontu[áa]rio|病历号|病歷號)(?![A-Za-z0-9]))"
 )
 _MEMBER_CUE = (
-    r"(?i:\b(?:me(?:m|rn)ber|subscriber|beneficiary|insur[ae]nce|insurer|insured|health\s+plan|(?:my|his|her|their|your)\s+plan|mbi|"
-    r"policy|group|medicare|medicaid|card\s*holder|(?:my|your|his|her|their|the|insurance|member)\s+card|mbr|ins|"
+    r"(?i:\b(?:me(?:m|rn)ber|membr|subscriber|beneficiary|insur[ae]nce|insurer|insured|health\s+plan|(?:my|his|her|their|your)\s+plan|mbi|"
+    r"policy|group|medicare|medicaid|card\s*holder|(?:my|your|his|her|their|the|insurance|member)\s+card|mbr|ins\.?|"
     r"(?:mi\s+|su\s+)?seguro|(?:n[úu]mero\s+de\s+)?p[óo]liza|(?:s[ốo]\s+)?t[àa]i\s+kho[ảa]n|"
     r"(?:n[úu]mero\s+de\s+)?(?:afiliado|asegurado)|(?:num[ée]ro\s+d['’])?adh[ée]rent|versicherten(?:nummer)?|mitgliedsnummer)"
     r"(?:\s*(?:id|1d|identifier|number|no\.?|n[o0]\.?|num|#))?(?![A-Za-z])"
@@ -96,6 +103,18 @@ _MEMBER_CUE = (
     r"(?:\s*(?:id|number|no\.?|num|#))?(?![A-Za-z]))"
 )
 _ZIP_CUE = r"(?i:(?<![A-Za-z])(?:zip|zip\s*code|zipcode|postal\s*code|postcode|post\s+code|c[óo]digo\s+postal|plz)\b)"
+_DOB_CUE = rf"(?:{_DOB_CUE}|(?i:\bb-?day\b))"
+# "Subscr# Q123", Cerner's financial number "FIN:1325892040" (upper case only: "fin" is a word in French)
+_MEMBER_CUE = rf"(?:{_MEMBER_CUE}|(?i:\bsubscr\.?\s*(?:id|no\.?|#)?)|(?<![A-Za-z])FIN(?![A-Za-z]))"
+# The same labels in other languages (`slmlab.curate.labels`). Every rule exists twice: with them, for the
+# texts that hold one (`_INTL_ANY`), and without them, so English-only logs do not pay for the long lists.
+_INTL_ANY = re.compile("|".join(LABEL_PATTERNS.values()))
+
+
+def _cue(cue: str, kind: str, intl: bool) -> str:
+    return rf"(?:{cue}|{LABEL_PATTERNS[kind]})" if intl else cue
+
+
 _STREET_END = (
     r"\b(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Drive|Dr|Lane|Ln|Court|Ct|Way|Place|Pl|Terrace|Circle|"
     r"Parkway|Pkwy|Highway|Hwy|Square|Trail|Mall|Plaza|Loop)\.?(?:,?\s+(?:Apt|Suite|Unit|Ste|#)\.?\s*\w+)?"
@@ -122,23 +141,31 @@ _NAME_CUE = (
     r"[ \t,:\"']+"  # the name on the same line as its cue
 )
 
+
+def _near_rules(intl: bool) -> dict[str, re.Pattern]:
+    """name -> compiled regex whose group 1 is the value (kept in the order they are tried)"""
+    return {
+        "date_of_birth": re.compile(
+            rf"{_cue(_DOB_CUE, 'dob', intl)}{_FILL}({DATE}|{DATE8})(?!\d)|(?<![\w.])b\.\s*({DATE})(?!\d)",
+            re.IGNORECASE,
+        ),
+        "mrn": re.compile(rf"{_cue(_MRN_CUE, 'mrn', intl)}{_FILL}{IDVAL}|\b((?:MRN|MR)[-#:]?\d{{5,}})\b"),
+        "member_id": re.compile(rf"{_cue(_MEMBER_CUE, 'member', intl)}{_FILL_SHORT}{IDVAL}"),
+        "zip_code": re.compile(
+            rf"{_cue(_ZIP_CUE, 'zip', intl)}{_FILL}(\d{{5}}(?:-\d{{4}})?)(?![\d-])"
+            rf"|(?<=[,\s])(?:{_STATES}),?\s+(\d{{5}}(?:-\d{{4}})?)(?![\d-])"
+            rf"|{_STREET_END},?\s+(?:[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,?\s+)?(?:(?:{_STATES}),?\s+)?(\d{{5}}(?:-\d{{4}})?)(?![\d-])"
+        ),
+        "person_context": re.compile(rf"{_NAME_CUE}({NAME})"),
+        "query_param": re.compile(
+            r"(?i)[?&;](?:given|family|name|first_?name|last_?name|birth_?date|dob|identifier|mrn|patient|"
+            r"subject|member_?id|ssn|email|phone|zip|postal_?code|address)=([^&#\s\"'<>]{2,})"
+        ),
+    }
+
+
 #: name -> compiled regex whose group 1 is the value (kept in the order they are tried)
-CONTEXT_RX: dict[str, re.Pattern] = {
-    "date_of_birth": re.compile(
-        rf"{_DOB_CUE}{_FILL}({DATE}|{_DATE8})(?!\d)|(?<![\w.])b\.\s*({DATE})(?!\d)", re.IGNORECASE
-    ),
-    "mrn": re.compile(rf"{_MRN_CUE}{_FILL}{_IDVAL}|\b((?:MRN|MR)[-#:]?\d{{5,}})\b"),
-    "member_id": re.compile(rf"{_MEMBER_CUE}{_FILL_SHORT}{_IDVAL}"),
-    "zip_code": re.compile(
-        rf"{_ZIP_CUE}{_FILL}(\d{{5}}(?:-\d{{4}})?)(?![\d-])|(?<=[,\s])(?:{_STATES}),?\s+(\d{{5}}(?:-\d{{4}})?)(?![\d-])"
-        rf"|{_STREET_END},?\s+(?:[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,?\s+)?(?:(?:{_STATES}),?\s+)?(\d{{5}}(?:-\d{{4}})?)(?![\d-])"
-    ),
-    "person_context": re.compile(rf"{_NAME_CUE}({NAME})"),
-    "query_param": re.compile(
-        r"(?i)[?&;](?:given|family|name|first_?name|last_?name|birth_?date|dob|identifier|mrn|patient|"
-        r"subject|member_?id|ssn|email|phone|zip|postal_?code|address)=([^&#\s\"'<>]{2,})"
-    ),
-}
+CONTEXT_RX: dict[str, re.Pattern] = _near_rules(intl=True)
 #: the placeholder family of each context rule
 CONTEXT_ENTITY = {
     "date_of_birth": "DATE_OF_BIRTH",
@@ -240,19 +267,23 @@ def context_spans(text: str, old_before: int | None = None) -> list[tuple[int, i
         ['S6534835', '30478', '1957-03-02']
     """
     spans = list(_context_spans(text))
-    if old_before is not None and _DIGIT.search(text):
+    folded = ocr_fold(text)
+    if folded != text:  # "Acc0unt #: 443552941": the cues of a scanned page, read with their letters restored
+        spans += [sp for sp in _context_spans(folded) if not _overlaps(spans, sp[0], sp[1])]
+    if old_before is not None and DIGIT.search(text):
         _old_dates(text, old_before, spans)
     return sorted(spans)
 
 
-_DIGIT = re.compile(r"\d")
+DIGIT = re.compile(r"\d")
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _context_spans(text: str) -> tuple[tuple[int, int, str, str], ...]:
-    strong = _CUE_WORDS.search(text) is not None and _STRONG_CUE.search(text) is not None
-    out, cues_taken = _values_before_cues(text) if strong else ([], set())
-    for rule, rx in CONTEXT_RX.items():
+    rules = _ALL_LANGUAGES if _INTL_ANY.search(text) else _ENGLISH
+    strong = rules.cue_words.search(text) is not None and rules.strong.search(text) is not None
+    out, cues_taken = _values_before_cues(text, rules) if strong else ([], set())
+    for rule, rx in rules.near.items():
         for m in rx.finditer(text):
             if m.start() in cues_taken:
                 continue  # "S6534835 is my chart number, and ...": the cue's value came before it
@@ -269,36 +300,37 @@ def _context_spans(text: str) -> tuple[tuple[int, int, str, str], ...]:
             elif rule == "query_param" and value.startswith("<"):
                 continue
             out.append((start, end, CONTEXT_ENTITY[rule], rule))
-    if _DIGIT.search(text):
+    if DIGIT.search(text):
         if strong:
-            _clause_values(text, out, cues_taken)
+            _clause_values(text, out, cues_taken, rules)
         _bare_zips(text, out)
     return tuple(out)
 
 
 # ------------------------------------------------------------------------------------------ clause rules
-_CLAUSE_END = re.compile(r"(?<=[.!?;])\s+|\n+|\s\|\s")
+_CLAUSE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])\s*|\n+|\s\|\s")
 # Cues strong enough to reach across a clause (not "user" or "account" alone: "the user wants HAT123").
-_FAR_DOB_CUE = re.compile(rf"{_DOB_CUE}|(?i:\bbirth)")
-_FAR_ID_CUE = re.compile(
+_FAR_DOB_CUE = rf"{_DOB_CUE}|(?i:\bbirth)"
+_FAR_ID_CUE = (
     r"(?i:\b(?:mrn|medical\s+record|health\s+record|chart\s*(?:number|no\.|num|#)|"
     r"patient\s+(?:id|identifier|number|no\.)|pt\.?\s*id|hospital\s+(?:number|no\.)|dossier|patientennummer|"
     r"expediente|prontu[áa]rio|"
     r"(?:me(?:m|rn)ber|mbr|subscriber|beneficiary|policy|insur[ae]nce|insurer|group|medicare|medicaid)\s*"
     r"(?:id|identifier|number|no\.|num|#|card)|(?:account|acct\.?)\s*(?:number|no\.|num|#)|"
     r"mbi|medical\s+id|wristband|(?:number|id)\s+on\s+(?:the\s+)?(?:back|front)\s+of\s+(?:my|the|his|her)\s+card|"
-    r"(?:licen[cs]e|passport|certificate)\s+(?:number|no\.|#))(?![A-Za-z]))"
+    r"(?:licen[cs]e|passport|certificate)\s+(?:number|no\.|#)|(?:hospital\s+)?record\s+(?:number|no\.|#)|"
+    r"subscr\.?\s*#)(?![A-Za-z]))"
 )
-_ANY_DATE = re.compile(rf"(?<![\w/.-])({DATE}|{_DATE8})(?![\w/-]|\.\d)", re.IGNORECASE)
-_STRONG_CUE = re.compile(rf"{_FAR_DOB_CUE.pattern}|{_FAR_ID_CUE.pattern}|{_ZIP_CUE}")
-# A superset of the words every strong cue contains: a plain alternation, so a text without any is let go fast.
-_CUE_WORDS = re.compile(
+ANY_DATE = re.compile(rf"(?<![\w/.-])({DATE}|{DATE8})(?![\w/-]|\.\d)", re.IGNORECASE)
+# A superset of the words every strong English cue contains: a plain alternation, so a text without any is let
+# go fast.
+_CUE_WORDS = (
     r"(?i)dob|d\.o\.b|birth|born|mrn|record|chart|pt|hospital|dossier|nummer|member|subscriber|beneficiary|"
     r"policy|insur|group|medica|mbi|account|acct|licen|passport|certificate|wristband|card|zip|postal|post|"
-    r"d0b|mernber|né|nee|geboren|nacid|c[óo]digo|nac|nascimento|expediente|prontu|病|mbr|seguro|liza|kho"
+    r"d0b|mernber|né|nee|geboren|nacid|c[óo]digo|nac|nascimento|expediente|prontu|病|mbr|seguro|liza|kho|subscr"
 )
-_ANY_ID = re.compile(rf"(?<![\w#<@./-]){_IDVAL}")
-_TIME_AFTER = re.compile(r"^(?:T|\s*(?:at\s+)?\d{1,2}:\d{2})")
+ANY_ID = re.compile(rf"(?<![\w#<@./-]){IDVAL}")
+TIME_AFTER = re.compile(r"^(?:T|\s*(?:at\s+)?\d{1,2}:\d{2})")
 
 
 # A value, then up to five linking words, then its cue: "{mrn} is my chart number", "{dob} - that's the date
@@ -308,15 +340,43 @@ _LINK = (
     r"(?i:is|was|are|were|be|being|as|that'?s|that’s|it'?s|it’s|its|that|this|the|a|my|his|her|their|our|your|"
     r"date|day|on|of|from|listed|given|current|new|old|correct|actual|real|full|exact|official)"
 )
-_BETWEEN = rf"(?:[ \t,)\]:=–—-]+{_LINK}){{0,5}}?[ \t,)\]:=–—-]+"  # on one line: not across fields
-_BEFORE_CUE = [
-    (
-        re.compile(rf"(?<![\w/.-])({DATE})(?![\w/-]|\.\d){_BETWEEN}({_FAR_DOB_CUE.pattern})", re.I),
-        "DATE_OF_BIRTH",
-    ),
-    (re.compile(rf"(?<![\w#<@./-]){_IDVAL}{_BETWEEN}({_FAR_ID_CUE.pattern})"), "ID"),
-    (re.compile(rf"(?<![\w$#.,/-])(\d{{5}}(?:-\d{{4}})?)(?![\w-]){_BETWEEN}({_ZIP_CUE})"), "ZIP"),
-]
+_BETWEEN = rf"(?:[ \t,()\]:=–—-]+{_LINK}){{0,5}}?[ \t,()\]:=–—-]+"  # "W699 (member ID)"  # on one line: not across fields
+# or the cue in the next sentence, which says what the value was: "... is A209-4854. That's the record number"
+_BETWEEN_NEXT = rf"\.[ \t]+(?i:that'?s|that’s|this\s+is|it'?s|which\s+is)(?:[ \t]+{_LINK}){{0,3}}?[ \t]+"
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """Every cue rule, with or without the labels of other languages."""
+
+    near: dict[str, re.Pattern]
+    far_dob: re.Pattern
+    far_id: re.Pattern
+    strong: re.Pattern  # any strong cue
+    cue_words: re.Pattern  # a fast superset of `strong`
+    before_cue: list[tuple[re.Pattern, str]]
+
+
+def _rules(intl: bool) -> _Rules:
+    far_dob = _cue(_FAR_DOB_CUE, "dob", intl)
+    far_id = rf"(?:{_FAR_ID_CUE}|{LABEL_PATTERNS['mrn']}|{LABEL_PATTERNS['member']})" if intl else _FAR_ID_CUE
+    zip_cue = _cue(_ZIP_CUE, "zip", intl)
+    between = rf"(?:{_BETWEEN}|{_BETWEEN_NEXT})"
+    return _Rules(
+        near=_near_rules(intl),
+        far_dob=re.compile(far_dob),
+        far_id=re.compile(far_id),
+        strong=re.compile(rf"{far_dob}|{far_id}|{zip_cue}"),
+        cue_words=re.compile(rf"{_CUE_WORDS}|{'|'.join(LABEL_PATTERNS.values())}" if intl else _CUE_WORDS),
+        before_cue=[
+            (re.compile(rf"(?<![\w/.-])({DATE})(?![\w/-]|\.\d){between}({far_dob})", re.I), "DATE_OF_BIRTH"),
+            (re.compile(rf"(?<![\w#<@./-]){IDVAL}{between}({far_id})"), "ID"),
+            (re.compile(rf"(?<![\w$#.,/-])(\d{{5}}(?:-\d{{4}})?)(?![\w-]){_BETWEEN}({zip_cue})"), "ZIP"),
+        ],
+    )
+
+
+_ENGLISH, _ALL_LANGUAGES = _rules(intl=False), _rules(intl=True)
 
 
 _VALUE_NEXT = re.compile(
@@ -324,15 +384,15 @@ _VALUE_NEXT = re.compile(
 )
 
 
-def _values_before_cues(text: str) -> tuple[list, set[int]]:
+def _values_before_cues(text: str, rules: _Rules) -> tuple[list, set[int]]:
     """Values written before their cue, and the start of each cue so used (forward rules then skip it)."""
     out, cues = [], set()
-    for rx, entity in _BEFORE_CUE:
+    for rx, entity in rules.before_cue:
         for m in rx.finditer(text):
             if _VALUE_NEXT.match(text, m.end(2)):
                 continue  # "mrn: 20190316": the cue has its own value right after it
             start, end = m.span(1)
-            if entity == "ID" and (end - start < 5 or _ANY_DATE.search(m.group(1))):
+            if entity == "ID" and (end - start < 5 or ANY_DATE.search(m.group(1))):
                 continue
             out.append((start, end, entity, f"{entity.lower()}_before_cue"))
             cues.add(m.start(2))
@@ -355,7 +415,7 @@ def _clauses(text: str):
 _SPEAKER = re.compile(r"[ \t]*[A-Za-z][\w .'-]{0,20}?[ \t]*(?:>|:)[ \t]*")
 
 
-def _clause_values(text: str, out: list, cues_taken: set[int]) -> None:
+def _clause_values(text: str, out: list, cues_taken: set[int], rules: _Rules) -> None:
     """A strong cue with no value beside it takes the nearest value of its kind after it in its clause, or,
     where the next clause is another speaker's turn, the first such value of that turn (its answer)."""
     clauses = list(_clauses(text))
@@ -365,18 +425,18 @@ def _clause_values(text: str, out: list, cues_taken: set[int]) -> None:
         if n + 1 < len(clauses):
             na, nb = clauses[n + 1]
             sp = _SPEAKER.match(text, na, nb)
-            if sp is not None and "\n" in text[b:na]:
-                answer = (sp.end(), nb)
+            if sp is not None and "\n" in text[b:na]:  # the whole turn: "es el que empieza... ok, 137-709117"
+                answer = (sp.end(), text.find("\n", na) % (len(text) + 1))
         for cue_rx, value_rx, entity, rule in (
-            (_FAR_DOB_CUE, _ANY_DATE, "DATE_OF_BIRTH", "date_of_birth_clause"),
-            (_FAR_ID_CUE, _ANY_ID, "ID", "id_clause"),
+            (rules.far_dob, ANY_DATE, "DATE_OF_BIRTH", "date_of_birth_clause"),
+            (rules.far_id, ANY_ID, "ID", "id_clause"),
         ):
             cues = list(cue_rx.finditer(clause))
             if not cues:
                 continue
             values = [m.span(1) for m in value_rx.finditer(clause)]
             if entity == "ID":  # 5+ characters, and not a date, a phone or something already found
-                values = [(s, e) for s, e in values if e - s >= 5 and not _ANY_DATE.search(clause[s:e])]
+                values = [(s, e) for s, e in values if e - s >= 5 and not ANY_DATE.search(clause[s:e])]
             for cue in cues:
                 if a + cue.start() in cues_taken:
                     continue
@@ -425,9 +485,9 @@ def _plausible_date(d: str) -> bool:
 
 def _old_dates(text: str, old_before: int, out: list) -> None:
     """Full dates in `old_before` or earlier, with no time of day: dates of birth (Safe Harbor #3)."""
-    for m in _ANY_DATE.finditer(text):
+    for m in ANY_DATE.finditer(text):
         start, end = m.span(1)
-        if re.fullmatch(_DATE8, m.group(1)) or ":" in m.group(1) or _TIME_AFTER.match(text[end : end + 12]):
+        if re.fullmatch(DATE8, m.group(1)) or ":" in m.group(1) or TIME_AFTER.match(text[end : end + 12]):
             continue
         if not _plausible_date(m.group(1)):
             continue
@@ -442,7 +502,7 @@ _BARE_ZIP = re.compile(
 )
 # What makes such a number something other than a zip: a numbered thing before it, a unit or a noun after.
 _NUMBERED_BEFORE = re.compile(
-    r"(?i:\b(?:order|invoice|ticket|room|bed|ward|flight|item|ref|reference|confirmation|tracking|case|claim|"
+    r"(?i:\b(?:order|invoice|ticket|grp|group|cpt|hcpcs|drg|ndc|loinc|room|bed|ward|flight|item|ref|reference|confirmation|tracking|case|claim|"
     r"ext|extension|unit|suite|ste|apt|apartment|building|bldg|floor|gate|seat|page|line|version|model|part|"
     r"sku|product|code|pin|number|no|num|id|batch|lot|serial|step|steps|station|route|bus|train|store|form|"
     r"agreement|contract|voucher|coupon|receipt|transaction|reservation|booking|locker|badge|kit|vial|specimen|"

@@ -11,7 +11,7 @@ import csv
 import functools
 import re
 
-from slmlab.curate.context import _DATE8, DATE_RE
+from slmlab.curate.context import DATE8, DATE_RE
 
 # ------------------------------------------------------------------------------- keys written as text
 # `key: value`, `key = value`, `"key": "value"` inside prose or a pasted form (not parseable JSON as a whole).
@@ -50,7 +50,9 @@ _KEY_ABBREVIATIONS = {
     "ins": "insurance", "subscr": "subscriber", "ref": "id", "zip5": "zip", "zipcod": "zipcode",
 }  # fmt: skip
 # Trailing words that say where a value came from, not what it is ("dob_in", "member_id_value").
-_KEY_NOISE = frozenset({"in", "val", "value", "raw", "str", "txt", "field", "input", "given", "entered"})
+_KEY_NOISE = frozenset(
+    {"in", "val", "value", "raw", "str", "txt", "field", "input", "given", "entered", "on", "file", "onfile"}
+)  # "acct_on_file"
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -82,14 +84,18 @@ def canonical_key(key: str) -> str:
     return "_".join(fixed) or key
 
 
-_HL7_SEGMENT = re.compile(r"(?:^|(?<=[\r\n |]))(?:PID|IN1)\|[^\r\n]*")
-# HL7 v2 PID fields (1-based after the segment name) -> the JSON key `curate` knows them by
-_HL7_PID_FIELDS = {2: "patient_id", 3: "mrn", 4: "patient_id", 5: "name", 6: "name", 7: "dob", 11: "address",
-                   13: "phone_number", 19: "ssn", 20: "license_number"}  # fmt: skip
-
-
-# HL7 v2 IN1 (insurance) fields: 36 policy number, 49 the insured's id number
-_HL7_IN1_FIELDS = {36: "policy_number", 49: "member_id"}
+_HL7_SEGMENT = re.compile(r"(?:^|(?<=[\r\n |]))(?:PID|IN1|PV1|NK1|GT1)\|[^\r\n]*")
+# HL7 v2 fields (1-based after the segment name) -> the JSON key `curate` knows them by: PID (patient
+# identification; 18 the patient account number), PV1 (visit; 19 the visit number, an encounter's account),
+# NK1 (next of kin), GT1 (guarantor: the person who pays); IN1 (insurance) is read by `_in1_insured` too
+_HL7_FIELDS = {
+    "PID": {2: "patient_id", 3: "mrn", 4: "patient_id", 5: "name", 6: "name", 7: "dob", 11: "address",
+            13: "phone_number", 18: "account_number", 19: "ssn", 20: "license_number"},
+    "PV1": {19: "account_number", 50: "account_number"},
+    "NK1": {2: "name", 4: "address", 5: "phone_number", 33: "patient_id"},
+    "GT1": {2: "account_number", 3: "name", 5: "address", 6: "phone_number", 8: "dob", 12: "ssn"},
+    "IN1": {36: "policy_number", 49: "member_id"},
+}  # fmt: skip
 
 
 _HL7_NAME = re.compile(r"[^\W\d_][^\W\d_' -]*(?:\^[^\W\d_][^\W\d_' -]*){1,3}")
@@ -119,12 +125,12 @@ def _in1_insured(fields: list[str]) -> list[tuple[str, str]]:
             continue
         if _HL7_NAME.fullmatch(v):
             out += _person_name(v)
-        elif not dob and (DATE_RE.match(v) or re.fullmatch(_DATE8, v)):
+        elif not dob and (DATE_RE.match(v) or re.fullmatch(DATE8, v)):
             out.append(("dob", v))
             dob = True
         elif v.count("^") >= 4:
             out += _street_zip(v)
-        elif "^" not in v and _HL7_ID.fullmatch(v) and not re.fullmatch(_DATE8, v):
+        elif "^" not in v and _HL7_ID.fullmatch(v) and not re.fullmatch(DATE8, v):
             out.append(("member_id", v))
     return out
 
@@ -134,7 +140,7 @@ def _hl7_fields(segment: str) -> list[tuple[str, str]]:
     segment (policy and insured's id numbers, and the insured's name, birth date and address)."""
     fields = segment.split("|")
     out = _in1_insured(fields) if fields[0] == "IN1" else []
-    for i, key in (_HL7_IN1_FIELDS if fields[0] == "IN1" else _HL7_PID_FIELDS).items():
+    for i, key in _HL7_FIELDS[fields[0]].items():
         if i >= len(fields):
             break
         for rep in fields[i].split("~"):
@@ -142,9 +148,73 @@ def _hl7_fields(segment: str) -> list[tuple[str, str]]:
                 out += _person_name(rep)
             elif key == "address":
                 out += _street_zip(rep)
-            else:
+            elif key == "phone_number":
                 out.append((key, rep.split("^")[0]))
+            elif not re.fullmatch(DATE8 + r"\d*", rep.split("^")[0]) or key == "dob":
+                out.append((key, rep.split("^")[0]))  # not a timestamp where a sender shifted the fields
     return [(k, v.strip()) for k, v in out if v and v.strip()]
+
+
+# ------------------------------------------------------------------------------------ X12 EDI segments
+# Health-care X12 (837 claims, 835 remittances, 270/271 eligibility, 834 enrolment): segments end with "~",
+# elements are separated by "*". Personal values stand in known elements.
+_X12_SEGMENT = re.compile(r"(?:^|(?<=[~\n]))\s*(NM1|CLM|CLP|DMG|N3|N4|REF)(\*[^~\n]*|[ \t][^~\n*]*)")
+# REF qualifiers of personal ids: SSN, member id, medical record, subscriber, policy, patient account
+_X12_REF = {"SY": "ssn", "1W": "member_id", "EA": "mrn", "0F": "subscriber_id", "IG": "policy_number",
+            "EJ": "account_number", "23": "account_number", "1L": "policy_number", "HJ": "member_id"}  # fmt: skip
+# NM1 id qualifiers (NM108) of a person's id: member id, SSN, HIC / Medicare, patient's Medicaid, unique id
+_X12_PERSON_IDS = {"MI", "34", "II", "HN", "MR", "ZZ", "MC", "N"}
+
+
+def _x12_fields(text: str) -> list[tuple[str, str]]:
+    """`(key, value)` of the person loops of X12 segments: NM1 names and ids of a person (NM102 = 1), the
+    N3 / N4 address and zip and DMG birth date that follow them, CLM01 / CLP01 patient control (account)
+    numbers, REF ids by qualifier."""
+    out: list[tuple[str, str]] = []
+    person = False  # the last NM1 named a person, not an organization (a payer or provider address is kept)
+    for m in _X12_SEGMENT.finditer(text):
+        body = m.group(2)  # "NM1*IL*1*SILVA*ANA", or pasted with spaces: "NM1 MI W21754178"
+        seg, el = m.group(1), [e.strip() for e in (body[1:].split("*") if body[0] == "*" else body.split())]
+        at = [""] + el + [""] * 10  # at[i]: element i, as the X12 guides number them (NM103 = at[3])
+        if seg == "NM1":
+            person = at[2] == "1"
+            if person:
+                out += [("last_name", at[3]), ("first_name", at[4]), ("middle_name", at[5])]
+            out += [("member_id", el[j + 1]) for j in range(len(el) - 1) if el[j] == "MI"]  # member id
+            if person and at[8] in _X12_PERSON_IDS:
+                out.append(("member_id", at[9]))
+        elif seg in ("CLM", "CLP"):
+            out.append(("account_number", at[1]))
+        elif seg == "DMG" and at[1] == "D8":
+            out.append(("dob", at[2]))
+        elif seg == "REF" and at[1] in _X12_REF:
+            out.append((_X12_REF[at[1]], at[2]))
+        elif seg == "N3" and person:
+            out += [("street", at[1]), ("street", at[2])]
+        elif seg == "N4" and person:
+            out.append(("zip", at[3][:5]))
+    return [(k, v) for k, v in out if v]
+
+
+# FHIR written as text: "identifier: [ type: MR, value: A633-0160 ]" (HL7 v2-0203 identifier type codes)
+_TYPED_ID = re.compile(
+    r"\btype\s*[:=]\s*[\"']?(?:MR|MRN|MB|MA|MC|SS|SN|AN|PI|PT|PN|PRN|DL|PPN|NI|NH|JHN)[\"']?\s*[,;]?\s*"
+    r"(?:system\s*[:=]\s*[^\s,;\]}]+\s*[,;]?\s*)?value\s*[:=]\s*[\"']?([A-Za-z0-9][\w./-]{2,40})"
+)
+# SQL conditions and assignments: "WHERE acct_no = '1941952034'", "SET member_id='W12'"
+_SQL_EQ = re.compile(r"""(?i)\b([A-Za-z_][\w.]{0,40})\s*(?:=|\blike\b)\s*'([^'\n]{1,60})'""")
+
+
+def _join_split_dates(values: list[str], n: int, delim: str) -> list[str]:
+    """A CSV row whose date was written with the delimiter in it ("January 13th, 1944" unquoted), joined back
+    where that gives the header's number of fields."""
+    i = 0
+    while len(values) > n and i < len(values) - 1:
+        joined = f"{values[i]}{delim} {values[i + 1]}"
+        if DATE_RE.match(joined):
+            values = values[:i] + [joined] + values[i + 2 :]
+        i += 1
+    return values
 
 
 def keyed_fields(text: str) -> list[tuple[str, str]]:
@@ -169,6 +239,12 @@ def keyed_fields(text: str) -> list[tuple[str, str]]:
         ]
     if "'" in text or '"' in text or "`" in text:
         out += [(_key(m.group(1)), m.group(2).strip()) for m in _FIELD_VALUE.finditer(text)]
+        if "=" in text:
+            out += [(_key(m.group(1).rsplit(".", 1)[-1]), m.group(2).strip()) for m in _SQL_EQ.finditer(text)]
+    if "*" in text:
+        out += _x12_fields(text)
+    if "type" in text:
+        out += [("mrn", m.group(1)) for m in _TYPED_ID.finditer(text)]
     lines = text.split("\n")
     for m in _HL7_SEGMENT.finditer(text):
         out += _hl7_fields(m.group(0))
@@ -181,6 +257,7 @@ def keyed_fields(text: str) -> list[tuple[str, str]]:
             continue
         for row in lines[i + 1 :]:
             values = [v.strip() for v in next(csv.reader([row.strip().strip(delim)], delimiter=delim), [])]
+            values = _join_split_dates(values, len(head), delim)
             if len(values) != len(head):
                 break
             out += [(_key(h), v) for h, v in zip(head, values, strict=True) if v]

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import re
 
-from slmlab.curate.context import _ANY_DATE, _ANY_ID, _DIGIT, _TIME_AFTER
+from slmlab.curate.context import ANY_DATE, ANY_ID, DIGIT, IDVAL, TIME_AFTER
 
 # Entities that make a record personal; a record is one line (HL7 rows, CSV rows, "name / dob / id" notes).
 _PERSONAL = frozenset({"PERSON", "DATE_OF_BIRTH", "ADDRESS", "ZIP", "ID", "EMAIL", "PHONE", "SSN"})
 # What may stand between two fields of one record: separators only, no words.
-_FIELD_GAP = re.compile(r"[ \t]*(?:[|;^/,+~(]|\)|[–—-](?=[ \t]))?[ \t]*")
+_FIELD_GAP = re.compile(r"[ \t]*(?:[|;^/,+~(]|\)|[–—-](?=[ \t]))?[ \t]*#?")  # "<DOB> #03467123 <ADDRESS>"
 _FIELD_END = re.compile(r"[ \t]*(?:[|;^/,+~()\]\"'.?!]|$)")
 _FIELD_START = re.compile(r"(?:^|[|;^/,+~(\[\"':])[ \t]*$")
+_HASH_ID = re.compile(rf"(?<![\w&])#{IDVAL}")  # "#S43220511": not an id of `ANY_ID` elsewhere (issue #12)
 _BESIDE_ZIP = re.compile(r"(?<![\w$€£¥#@.,:/+*=×&%-])(\d{5}(?:-\d{4})?)(?![\w%/:@-]|[.,]\d)")
 
 
@@ -37,7 +38,7 @@ def neighbour_spans(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[
     personal = sorted(
         (s, e, ent) for s, e, ent in spans if ent in _PERSONAL and (ent != "PERSON" or e - s >= 3)
     )
-    if len(personal) < 2 or not _DIGIT.search(text):
+    if len(personal) < 2 or not DIGIT.search(text):
         return found
     for start_line, end_line in _lines(text):
         mine = [p for p in personal if start_line <= p[0] and p[1] <= end_line]
@@ -45,15 +46,15 @@ def neighbour_spans(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[
             continue
         line = text[start_line:end_line]
         cands = [
-            (start_line + m.start(1), start_line + m.end(1), "DATE_OF_BIRTH")
-            for m in _ANY_DATE.finditer(line)
+            (start_line + m.start(1), start_line + m.end(1), "DATE_OF_BIRTH") for m in ANY_DATE.finditer(line)
         ]
         cands += [(start_line + m.start(1), start_line + m.end(1), "ZIP") for m in _BESIDE_ZIP.finditer(line)]
         cands += [
             (start_line + m.start(1), start_line + m.end(1), "ID")
-            for m in _ANY_ID.finditer(line)
+            for rx in (ANY_ID, _HASH_ID)
+            for m in rx.finditer(line)
             if m.end(1) - m.start(1) >= 7 and sum(c.isdigit() for c in m.group(1)) >= 4
-            and not _ANY_DATE.fullmatch(m.group(1))
+            and not ANY_DATE.fullmatch(m.group(1))
         ]  # fmt: skip
         for _ in range(2):
             taken = mine + [(s, e, ent) for s, e, ent, _r in found]
@@ -61,7 +62,7 @@ def neighbour_spans(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[
             for s, e, ent in cands:
                 if any(s < te and ts < e for ts, te, _ in taken):
                     continue
-                if ent == "DATE_OF_BIRTH" and ("DATE_OF_BIRTH" in has or _TIME_AFTER.match(text[e : e + 12])):
+                if ent == "DATE_OF_BIRTH" and ("DATE_OF_BIRTH" in has or TIME_AFTER.match(text[e : e + 12])):
                     continue
                 if ent == "ZIP" and "ZIP" in has:
                     continue

@@ -1,0 +1,119 @@
+"""Curate on the written forms of personal values that round 9 reads (from blind set 9's misses): labels in
+other languages, X12 and more HL7 segments, labels after the value, OCR'd labels, SQL conditions, FHIR
+written as text, CSV dates with a comma, answers across an ellipsis. Each also checks what must stay."""
+
+from __future__ import annotations
+
+import pytest
+
+from slmlab.curate.context import context_spans
+from slmlab.curate.keyed import keyed_fields
+
+
+def _found(text: str) -> list[str]:
+    return [text[s:e] for s, e, *_ in context_spans(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Beste, het polisnummer bij de zorgverzekeraar is 490-414597. Tot ziens", "490-414597"),
+        ("Mijn patiëntnummer is A341-3870 en", "A341-3870"),
+        ("Gli esami del 14/02, tessera sanitaria W19482977.", "W19482977"),
+        ("Meu número da carteirinha do plano é BFP786414739 e o CEP", "BFP786414739"),
+        ("Numer karty pacjenta: A209-3484. Proszę", "A209-3484"),
+        ("Numéro de compte patient : 2405444391. La facture", "2405444391"),
+        ("Hasta numarası: TR-4471982 lütfen", "TR-4471982"),
+        ("Номер полиса 7755123456789012, дата выдачи", "7755123456789012"),
+        ("생년월일 11/22/2019, 환자번호 P-32859719. 검사", "P-32859719"),
+        ("保険証の記号番号はW1234567です。次回予約は", "W1234567"),  # a particle right after the value
+        ("您好，医保卡号W1234567，邮编12345", "W1234567"),
+        ("رقم بوليصة التأمين 553-946765. رقم الطلب", "553-946765"),
+        ("बीमा पॉलिसी नंबर 919-645004। पिन", "919-645004"),
+        ("Nomor rekam medis: RM-0099123, tanggal", "RM-0099123"),
+    ],
+)
+def test_labels_in_other_languages(text, value):
+    assert value in _found(text)
+
+
+def test_dates_of_birth_and_zips_labelled_in_other_languages():
+    assert "8/18/2022" in _found("mijn zoon (geboortedatum 8/18/2022) heeft een afspraak")
+    assert "1950-03-02" in _found("Doğum tarihi: 1950-03-02, randevu")
+    assert "12345" in _found("Meu CEP é 12345, obrigado")
+
+
+def test_labels_after_the_value_and_in_the_next_sentence():
+    t = "W69731052 (member ID), 16/12/18 (DOB), 02139 (zip) -- please confirm coverage for CPT 97110"
+    assert _found(t) == ["W69731052", "16/12/18", "02139"]
+    t = "The number I have written down is A209-4854. That's the hospital record number on her bracelet."
+    assert _found(t) == ["A209-4854"]
+    assert _found("Call me at 10am. That's the plan, ok?") == []
+
+
+def test_ocr_confusions_in_labels():
+    assert "443552941" in _found(
+        "OCR p.2 -- 'Acc0unt #: 443552941  Statem3nt Date: 06/01/2O24  Ba1ance: $ 12.00'"
+    )
+    assert "BGJ771760852" in _found("REFERRAL\nlns. ID: BGJ771760852\nReason: GI eval")
+
+
+def test_ellipsis_abbreviations_and_financial_numbers():
+    assert "3150606792" in _found("calling about the bill? Account number is... 3150606792. My birthday")
+    assert "581-340663" in _found("zip changed. membr # 581-340663 . name Ana")
+    assert "QHP491960092" in _found("Pt: Ana / Subscr# QHP491960092 / Grp 73301 / Rel: self")
+    assert "73301" not in _found("Pt: Ana / Subscr# QHP491960092 / Grp 73301 / Rel: self / POS 22")
+    assert "2528375322" in _found("DOB:1950-03-02  ADM:05/11/24  FIN:2528375322\nALLERGY: PCN")
+    assert "2322499782" in _found("rx ready since tues, order 55120. acct on the receipt says 2322499782")
+
+
+def test_a_dialogue_answer_after_an_ellipsis():
+    t = "Agent: ¿Y el número de miembro?\nCaller: es el que empieza... ok, 137-709117.\nAgent: Perfecto."
+    assert _found(t) == ["137-709117"]
+
+
+def test_list_items_are_not_ids():
+    assert _found("Handle the real time user querys. Remember:\n1.ALWAYS call Finish at the end") == []
+
+
+def test_x12_person_loops_give_their_values_and_keep_the_rest():
+    claim = (
+        "NM1*85*2*GOOD CLINIC*****XX*1234567893~N3*100 CLINIC WAY~N4*AUSTIN*TX*78701~"
+        "CLM*3757386469*385.00***11:B:1*Y*A*Y*Y~NM1*IL*1*SILVA*ANA****MI*W30284489~DMG*D8*19570302*F~"
+        "N3*12 OAK ST~N4*AUSTIN*TX*787501234~REF*6P*GRP99120~REF*EA*S6534835~SV1*HC:99214*385.00*UN*1~"
+        "DTP*472*D8*20240311~NM1 MI 966-861450~"
+    )
+    pairs = keyed_fields(claim)
+    got = {v for _k, v in pairs}
+    for v in (
+        "3757386469",
+        "SILVA",
+        "ANA",
+        "W30284489",
+        "19570302",
+        "12 OAK ST",
+        "78750",
+        "S6534835",
+        "966-861450",
+    ):
+        assert v in got, v
+    for v in ("1234567893", "GOOD CLINIC", "100 CLINIC WAY", "78701", "GRP99120", "20240311", "99214"):
+        assert v not in got, v  # the billing provider's name, NPI and address, the group, dates, codes
+
+
+def test_more_hl7_segments():
+    pid = "PID|1||A1^^^H^MR||Silva^Ana||19570302|F|||12 Oak St^^Columbus^OH^43004|||||S||3067194493"
+    assert ("account_number", "3067194493") in keyed_fields(pid)
+    pv1 = "PV1|1|I|4W^412^B^MERCY" + "|" * 16 + "4583277249" + "|" * 25 + "20240410083000"
+    pairs = keyed_fields(pv1)
+    assert ("account_number", "4583277249") in pairs and "20240410083000" not in {v for _k, v in pairs}
+
+
+def test_sql_conditions_fhir_written_as_text_and_csv_dates_with_a_comma():
+    sql = "SELECT * FROM patients WHERE mrn = 'e84b7f3c' AND acct_no = '1255202583' -- took 38ms"
+    assert ("acct_no", "1255202583") in keyed_fields(sql)
+    fhir = "resourceType: Patient; identifier: [ type: MR, value: A633-0160 ]; birthDate: 1957-03-02"
+    assert ("mrn", "A633-0160") in keyed_fields(fhir)
+    csv_text = "mrn,name,dob,acct,copay\nS70976881,Ana Silva,January 13th, 1944,4459600126,25.00"
+    pairs = keyed_fields(csv_text)
+    assert ("dob", "January 13th, 1944") in pairs and ("acct", "4459600126") in pairs
