@@ -29,6 +29,7 @@ from slmlab.route.gate import (
     CascadeGate,
     calibrate_threshold,
     gate_features,
+    perfect_gate_share,
     text_agrees,
     wilson_interval,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "gate_features",
     "load_router",
     "observed_calls_per_month",
+    "perfect_gate_share",
     "plot_quality_vs_llm_share",
     "register_router",
     "replay",

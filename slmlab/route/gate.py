@@ -327,6 +327,23 @@ def cross_fit_scores(
     return out
 
 
+def perfect_gate_share(agreed: Sequence[float], level: float = 0.9) -> float:
+    """The most calls any gate can keep at `level` agreement: the share a perfect gate keeps (every agreeing
+    answer, and as many disagreeing ones as `level` allows). A target share above it needs a better SLM,
+    not a better gate.
+
+    Example:
+        >>> perfect_gate_share([1] * 18 + [0] * 82)  # the SLM agrees on 18% of calls
+        0.2
+    """
+    n = len(agreed)
+    if n == 0:
+        return 0.0
+    k = int(sum(1 for a in agreed if a >= 0.5))
+    disagreeing = min(n - k, math.floor(k * (1 - level) / level + 1e-9))
+    return (k + disagreeing) / n
+
+
 def calibrate_threshold(
     scores: Sequence[float], agreed: Sequence[float], target: float = 0.9, min_kept: int = 1, z: float = 1.96
 ) -> dict[str, Any]:
