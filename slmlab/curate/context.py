@@ -91,12 +91,12 @@ _MRN_CUE = (
     r"(?:n[úu]mero\s+do\s+)?prontu[áa]rio|病历号|病歷號)(?![A-Za-z0-9]))"
 )
 _MEMBER_CUE = (
-    r"(?i:\b(?:me(?:m|rn)ber|membr|subscriber|beneficiary|insur[ae]nce|insurer|insured|health\s+plan|(?:my|his|her|their|your)\s+plan|mbi|"
+    r"(?i:\b(?:me(?:m|rn)ber|membr|memebr|memeber|mebmer|subscriber|enroll?ee|beneficiary|insur[ae]nce|insurer|insured|health\s+plan|(?:my|his|her|their|your)\s+plan|mbi|"
     r"policy|group|medicare|medicaid|card\s*holder|(?:my|your|his|her|their|the|insurance|member)\s+card|mbr|ins\.?|"
     r"(?:mi\s+|su\s+)?seguro|(?:n[úu]mero\s+de\s+)?p[óo]liza|(?:s[ốo]\s+)?t[àa]i\s+kho[ảa]n|"
     r"(?:n[úu]mero\s+de\s+)?(?:afiliado|asegurado)|(?:num[ée]ro\s+d['’])?adh[ée]rent|versicherten(?:nummer)?|mitgliedsnummer)"
     r"(?:\s*(?:id|1d|identifier|number|no\.?|n[o0]\.?|num|#))?(?![A-Za-z])"
-    r"|(?<![A-Za-z])(?:account|acct\.?|customer|client|user|employee|case|claims?|loan|checking|savings|rewards|guarantor|"
+    r"|(?<![A-Za-z])(?:account|acount|accout|accnt|acct\.?|customer|client|user|employee|case|claims?|loan|checking|savings|rewards|guarantor|"
     r"kundennummer|kunden-?nr\.?|kontonummer|pat(?:ient)?\.?\s*(?:control|cntl|ctrl)\.?)"
     r"(?:\s*(?:id|identifier|number|no\.?|num|#))?(?![A-Za-z])"
     r"|\b(?:licen[cs]e|certificate|passport|dl|npi|dea|vin|serial|imei|device|itin|tin|taxpayer\s+id)"
@@ -105,7 +105,7 @@ _MEMBER_CUE = (
 _ZIP_CUE = r"(?i:(?<![A-Za-z])(?:zip|zip\s*code|zipcode|postal\s*code|postcode|post\s+code|c[óo]digo\s+postal|plz)\b)"
 _DOB_CUE = rf"(?:{_DOB_CUE}|(?i:\bb-?day\b))"
 # "Subscr# Q123", Cerner's financial number "FIN:1325892040" (upper case only: "fin" is a word in French)
-_MEMBER_CUE = rf"(?:{_MEMBER_CUE}|(?i:\bsubscr\.?\s*(?:id|no\.?|#)?)|(?<![A-Za-z])FIN(?![A-Za-z]))"
+_MEMBER_CUE = rf"(?:{_MEMBER_CUE}|(?i:\bsubscr\.?\s*(?:id|no\.?|#)?)|(?<![A-Za-z])(?:FIN|HAR)(?![A-Za-z]))"
 # The same labels in other languages (`slmlab.curate.labels`). Every rule exists twice: with them, for the
 # texts that hold one (`_INTL_ANY`), and without them, so English-only logs do not pay for the long lists.
 _INTL_ANY = re.compile("|".join(LABEL_PATTERNS.values()))
@@ -412,7 +412,9 @@ def _clauses(text: str):
 
 
 # a dialogue turn's speaker: "CALLER> 1509957160", "Patient: it's W123" (a question's answer is the next turn)
-_SPEAKER = re.compile(r"[ \t]*[A-Za-z][\w .'-]{0,20}?[ \t]*(?:>|:)[ \t]*")
+_SPEAKER = re.compile(
+    r"[ \t]*(?:[A-Za-z][\w .'-]{0,20}?[ \t]*(?:>|:)|\[[A-Za-z][\w .:'-]{0,24}\])[ \t]*"
+)  # "[CALLER]"
 
 
 def _clause_values(text: str, out: list, cues_taken: set[int], rules: _Rules) -> None:

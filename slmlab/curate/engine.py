@@ -41,6 +41,8 @@ DEFAULT_ID_KEYS = (
 # Payment-method ids keep their kind as a prefix (`credit_card_` + hash) so training targets keep their shape.
 DEFAULT_ID_PATTERNS = (
     r"\b(?P<prefix>(?:credit_card|debit_card|gift_card|certificate|paypal|bank_account)_)\d{4,}\b",
+    # a FHIR reference to a person ("Patient/P-43436238", also in REST paths): the id is the person's
+    r"\b(?P<prefix>(?:Patient|Person|RelatedPerson)/)(?=[\w.-]*\d)[A-Za-z0-9][A-Za-z0-9.-]{0,63}\b",
 )
 DEFAULT_NAME_KEYS = (
     "first_name", "last_name", "middle_name", "full_name", "given_name", "family_name", "surname",

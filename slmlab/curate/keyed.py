@@ -98,6 +98,7 @@ _HL7_FIELDS = {
 }  # fmt: skip
 
 
+_PID_NUMBER = re.compile(rf"(?!{DATE8})[A-Za-z]{{0,3}}\d{{7,}}")
 _HL7_NAME = re.compile(r"[^\W\d_][^\W\d_' -]*(?:\^[^\W\d_][^\W\d_' -]*){1,3}")
 _HL7_ID = re.compile(r"(?=(?:[^\d|^~]*\d){4})[A-Za-z0-9][\w.-]{4,30}")
 
@@ -140,6 +141,13 @@ def _hl7_fields(segment: str) -> list[tuple[str, str]]:
     segment (policy and insured's id numbers, and the insured's name, birth date and address)."""
     fields = segment.split("|")
     out = _in1_insured(fields) if fields[0] == "IN1" else []
+    if fields[0] == "PID":  # senders shift fields: any other long number in PID identifies the patient
+        known = _HL7_FIELDS["PID"]
+        out += [
+            ("patient_id", f)
+            for i, f in enumerate(fields)
+            if i > 1 and i not in known and _PID_NUMBER.fullmatch(f)
+        ]
     for i, key in _HL7_FIELDS[fields[0]].items():
         if i >= len(fields):
             break
@@ -201,6 +209,8 @@ _TYPED_ID = re.compile(
     r"\btype\s*[:=]\s*[\"']?(?:MR|MRN|MB|MA|MC|SS|SN|AN|PI|PT|PN|PRN|DL|PPN|NI|NH|JHN)[\"']?\s*[,;]?\s*"
     r"(?:system\s*[:=]\s*[^\s,;\]}]+\s*[,;]?\s*)?value\s*[:=]\s*[\"']?([A-Za-z0-9][\w./-]{2,40})"
 )
+# SQL rows: "INSERT INTO claims (claim_no, member_id) VALUES ('C25', 'UDR744851173')"
+_SQL_INSERT = re.compile(r"(?is)\binsert\s+into\s+[\w.\"`]+\s*\(([^)]{1,400})\)\s*values\s*\(([^)]{1,800})\)")
 # SQL conditions and assignments: "WHERE acct_no = '1941952034'", "SET member_id='W12'"
 _SQL_EQ = re.compile(r"""(?i)\b([A-Za-z_][\w.]{0,40})\s*(?:=|\blike\b)\s*'([^'\n]{1,60})'""")
 
@@ -229,7 +239,8 @@ def keyed_fields(text: str) -> list[tuple[str, str]]:
         [('name', 'Ana Silva'), ('dob', '1957-03-02'), ('mrn', 'A528-7649')]
     """
     if ":" not in text and "=" not in text and "\n" not in text and "|" not in text:
-        return []
+        if "'" not in text or not _SQL_INSERT.search(text):
+            return []
     out = [(_key(m.group(1)), m.group(2).strip()) for m in _KEY_VALUE.finditer(text) if m.group(2).strip()]
     if "=" in text:
         out += [
@@ -241,6 +252,11 @@ def keyed_fields(text: str) -> list[tuple[str, str]]:
         out += [(_key(m.group(1)), m.group(2).strip()) for m in _FIELD_VALUE.finditer(text)]
         if "=" in text:
             out += [(_key(m.group(1).rsplit(".", 1)[-1]), m.group(2).strip()) for m in _SQL_EQ.finditer(text)]
+        for m in _SQL_INSERT.finditer(text):
+            cols = [_key(c.strip('"` ')) for c in m.group(1).split(",")]
+            vals = next(csv.reader([m.group(2)], quotechar="'", skipinitialspace=True), [])
+            if len(cols) == len(vals):
+                out += [(c, v.strip()) for c, v in zip(cols, vals, strict=True) if v.strip()]
     if "*" in text:
         out += _x12_fields(text)
     if "type" in text:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from slmlab.curate.context import ANY_DATE, ANY_ID, DIGIT, IDVAL, TIME_AFTER
+from slmlab.curate.context import ANY_DATE, ANY_ID, DIGIT, IDVAL, NOT_NAMES, TIME_AFTER
 
 # Entities that make a record personal; a record is one line (HL7 rows, CSV rows, "name / dob / id" notes).
 _PERSONAL = frozenset({"PERSON", "DATE_OF_BIRTH", "ADDRESS", "ZIP", "ID", "EMAIL", "PHONE", "SSN"})
@@ -16,6 +16,8 @@ _FIELD_GAP = re.compile(r"[ \t]*(?:[|;^/,+~(]|\)|[–—-](?=[ \t]))?[ \t]*#?") 
 _FIELD_END = re.compile(r"[ \t]*(?:[|;^/,+~()\]\"'.?!]|$)")
 _FIELD_START = re.compile(r"(?:^|[|;^/,+~(\[\"':])[ \t]*$")
 _HASH_ID = re.compile(rf"(?<![\w&])#{IDVAL}")  # "#S43220511": not an id of `ANY_ID` elsewhere (issue #12)
+# a capitalized word or two, as a name field is written: "|Yuki|" between a last name and a birth date
+_NAME_FIELD = re.compile(r"(?<![\w<'’-])([A-Z][a-z'’]+(?:[ -][A-Z][a-z'’]+)?)(?![\w>'’-])")
 _BESIDE_ZIP = re.compile(r"(?<![\w$€£¥#@.,:/+*=×&%-])(\d{5}(?:-\d{4})?)(?![\w%/:@-]|[.,]\d)")
 
 
@@ -50,6 +52,11 @@ def neighbour_spans(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[
         ]
         cands += [(start_line + m.start(1), start_line + m.end(1), "ZIP") for m in _BESIDE_ZIP.finditer(line)]
         cands += [
+            (start_line + m.start(1), start_line + m.end(1), "PERSON")
+            for m in _NAME_FIELD.finditer(line)
+            if not any(w in NOT_NAMES for w in re.split(r"[ -]", m.group(1)))
+        ]
+        cands += [
             (start_line + m.start(1), start_line + m.end(1), "ID")
             for rx in (ANY_ID, _HASH_ID)
             for m in rx.finditer(line)
@@ -74,6 +81,11 @@ def neighbour_spans(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[
                 whole = (beside_left and (beside_right or _FIELD_END.match(text, e, end_line))) or (
                     beside_right and (beside_left or _FIELD_START.search(text, start_line, s))
                 )
+                if ent == "PERSON":  # a name field: between two personal fields, one of them a name part
+                    whole = (
+                        beside_left and beside_right and text[left[1] : s].strip(" \t") != ""
+                        and "PERSON" in (left[2], right[2])
+                    )  # fmt: skip
                 if whole:
                     found.append((s, e, ent, f"{ent.lower()}_beside_personal"))
                     taken.append((s, e, ent))
