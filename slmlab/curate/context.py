@@ -164,8 +164,6 @@ def _near_rules(intl: bool) -> dict[str, re.Pattern]:
     }
 
 
-#: name -> compiled regex whose group 1 is the value (kept in the order they are tried)
-CONTEXT_RX: dict[str, re.Pattern] = _near_rules(intl=True)
 #: the placeholder family of each context rule
 CONTEXT_ENTITY = {
     "date_of_birth": "DATE_OF_BIRTH",
@@ -280,8 +278,11 @@ DIGIT = re.compile(r"\d")
 
 @functools.lru_cache(maxsize=1 << 16)
 def _context_spans(text: str) -> tuple[tuple[int, int, str, str], ...]:
-    rules = _ALL_LANGUAGES if _INTL_ANY.search(text) else _ENGLISH
-    strong = rules.cue_words.search(text) is not None and rules.strong.search(text) is not None
+    if _INTL_ANY.search(text):  # a label of another language: every one of them is a strong cue
+        rules, strong = _ALL_LANGUAGES, True
+    else:
+        rules = _ENGLISH
+        strong = _CUE_WORDS_RX.search(text) is not None and rules.strong.search(text) is not None
     out, cues_taken = _values_before_cues(text, rules) if strong else ([], set())
     for rule, rx in rules.near.items():
         for m in rx.finditer(text):
@@ -340,7 +341,7 @@ _LINK = (
     r"(?i:is|was|are|were|be|being|as|that'?s|that’s|it'?s|it’s|its|that|this|the|a|my|his|her|their|our|your|"
     r"date|day|on|of|from|listed|given|current|new|old|correct|actual|real|full|exact|official)"
 )
-_BETWEEN = rf"(?:[ \t,()\]:=–—-]+{_LINK}){{0,5}}?[ \t,()\]:=–—-]+"  # "W699 (member ID)"  # on one line: not across fields
+_BETWEEN = rf"(?:[ \t,()\]:=–—-]+{_LINK}){{0,5}}?[ \t,()\]:=–—-]+"  # on one line; "W699 (member ID)"
 # or the cue in the next sentence, which says what the value was: "... is A209-4854. That's the record number"
 _BETWEEN_NEXT = rf"\.[ \t]+(?i:that'?s|that’s|this\s+is|it'?s|which\s+is)(?:[ \t]+{_LINK}){{0,3}}?[ \t]+"
 
@@ -353,7 +354,6 @@ class _Rules:
     far_dob: re.Pattern
     far_id: re.Pattern
     strong: re.Pattern  # any strong cue
-    cue_words: re.Pattern  # a fast superset of `strong`
     before_cue: list[tuple[re.Pattern, str]]
 
 
@@ -367,7 +367,6 @@ def _rules(intl: bool) -> _Rules:
         far_dob=re.compile(far_dob),
         far_id=re.compile(far_id),
         strong=re.compile(rf"{far_dob}|{far_id}|{zip_cue}"),
-        cue_words=re.compile(rf"{_CUE_WORDS}|{'|'.join(LABEL_PATTERNS.values())}" if intl else _CUE_WORDS),
         before_cue=[
             (re.compile(rf"(?<![\w/.-])({DATE})(?![\w/-]|\.\d){between}({far_dob})", re.I), "DATE_OF_BIRTH"),
             (re.compile(rf"(?<![\w#<@./-]){IDVAL}{between}({far_id})"), "ID"),
@@ -377,6 +376,9 @@ def _rules(intl: bool) -> _Rules:
 
 
 _ENGLISH, _ALL_LANGUAGES = _rules(intl=False), _rules(intl=True)
+#: name -> compiled regex whose group 1 is the value (kept in the order they are tried)
+CONTEXT_RX: dict[str, re.Pattern] = _ALL_LANGUAGES.near
+_CUE_WORDS_RX = re.compile(_CUE_WORDS)
 
 
 _VALUE_NEXT = re.compile(
@@ -428,7 +430,8 @@ def _clause_values(text: str, out: list, cues_taken: set[int], rules: _Rules) ->
             na, nb = clauses[n + 1]
             sp = _SPEAKER.match(text, na, nb)
             if sp is not None and "\n" in text[b:na]:  # the whole turn: "es el que empieza... ok, 137-709117"
-                answer = (sp.end(), text.find("\n", na) % (len(text) + 1))
+                turn_end = text.find("\n", na)
+                answer = (sp.end(), turn_end if turn_end >= 0 else len(text))
         for cue_rx, value_rx, entity, rule in (
             (rules.far_dob, ANY_DATE, "DATE_OF_BIRTH", "date_of_birth_clause"),
             (rules.far_id, ANY_ID, "ID", "id_clause"),

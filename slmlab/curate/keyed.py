@@ -98,6 +98,7 @@ _HL7_FIELDS = {
 }  # fmt: skip
 
 
+_HL7_TIMESTAMP = re.compile(rf"{DATE8}\d*")
 _PID_NUMBER = re.compile(rf"(?!{DATE8})[A-Za-z]{{0,3}}\d{{7,}}")
 _HL7_NAME = re.compile(r"[^\W\d_][^\W\d_' -]*(?:\^[^\W\d_][^\W\d_' -]*){1,3}")
 _HL7_ID = re.compile(r"(?=(?:[^\d|^~]*\d){4})[A-Za-z0-9][\w.-]{4,30}")
@@ -156,10 +157,10 @@ def _hl7_fields(segment: str) -> list[tuple[str, str]]:
                 out += _person_name(rep)
             elif key == "address":
                 out += _street_zip(rep)
-            elif key == "phone_number":
-                out.append((key, rep.split("^")[0]))
-            elif not re.fullmatch(DATE8 + r"\d*", rep.split("^")[0]) or key == "dob":
-                out.append((key, rep.split("^")[0]))  # not a timestamp where a sender shifted the fields
+            else:
+                first = rep.split("^")[0]
+                if key in ("dob", "phone_number") or not _HL7_TIMESTAMP.fullmatch(first):
+                    out.append((key, first))  # not a timestamp where a sender shifted the fields
     return [(k, v.strip()) for k, v in out if v and v.strip()]
 
 
@@ -170,8 +171,9 @@ _X12_SEGMENT = re.compile(r"(?:^|(?<=[~\n]))\s*(NM1|CLM|CLP|DMG|N3|N4|REF)(\*[^~
 # REF qualifiers of personal ids: SSN, member id, medical record, subscriber, policy, patient account
 _X12_REF = {"SY": "ssn", "1W": "member_id", "EA": "mrn", "0F": "subscriber_id", "IG": "policy_number",
             "EJ": "account_number", "23": "account_number", "1L": "policy_number", "HJ": "member_id"}  # fmt: skip
-# NM1 id qualifiers (NM108) of a person's id: member id, SSN, HIC / Medicare, patient's Medicaid, unique id
-_X12_PERSON_IDS = {"MI", "34", "II", "HN", "MR", "ZZ", "MC", "N"}
+# NM1 id qualifiers (NM108) of a person's id besides MI (member id, read wherever it stands): SSN, HIC /
+# Medicare, patient's Medicaid, unique id
+_X12_PERSON_IDS = {"34", "II", "HN", "MR", "ZZ", "MC", "N"}
 
 
 def _x12_fields(text: str) -> list[tuple[str, str]]:

@@ -15,7 +15,9 @@ _PERSONAL = frozenset({"PERSON", "DATE_OF_BIRTH", "ADDRESS", "ZIP", "ID", "EMAIL
 _FIELD_GAP = re.compile(r"[ \t]*(?:[|;^/,+~(]|\)|[–—-](?=[ \t]))?[ \t]*#?")  # "<DOB> #03467123 <ADDRESS>"
 _FIELD_END = re.compile(r"[ \t]*(?:[|;^/,+~()\]\"'.?!]|$)")
 _FIELD_START = re.compile(r"(?:^|[|;^/,+~(\[\"':])[ \t]*$")
-_HASH_ID = re.compile(rf"(?<![\w&])#{IDVAL}")  # "#S43220511": not an id of `ANY_ID` elsewhere (issue #12)
+_HASH_ID = re.compile(
+    rf"(?<![\w&])#{IDVAL}"
+)  # "#S43220511": `ANY_ID` skips "#" ids, which are mostly not personal
 # a capitalized word or two, as a name field is written: "|Yuki|" between a last name and a birth date
 _NAME_FIELD = re.compile(r"(?<![\w<'’-])([A-Z][a-z'’]+(?:[ -][A-Z][a-z'’]+)?)(?![\w>'’-])")
 _BESIDE_ZIP = re.compile(r"(?<![\w$€£¥#@.,:/+*=×&%-])(\d{5}(?:-\d{4})?)(?![\w%/:@-]|[.,]\d)")
@@ -77,15 +79,15 @@ def neighbour_spans(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[
                 right = min((t for t in taken if t[0] >= e), default=None, key=lambda t: t[0])
                 beside_left = left is not None and _FIELD_GAP.fullmatch(text, left[1], s)
                 beside_right = right is not None and _FIELD_GAP.fullmatch(text, e, right[0])
-                # a whole field: on its other side a separator, the line's end or another personal value
-                whole = (beside_left and (beside_right or _FIELD_END.match(text, e, end_line))) or (
-                    beside_right and (beside_left or _FIELD_START.search(text, start_line, s))
-                )
                 if ent == "PERSON":  # a name field: between two personal fields, one of them a name part
                     whole = (
                         beside_left and beside_right and text[left[1] : s].strip(" \t") != ""
                         and "PERSON" in (left[2], right[2])
                     )  # fmt: skip
+                else:  # a whole field: on its other side a separator, the line's end or another personal value
+                    whole = (beside_left and (beside_right or _FIELD_END.match(text, e, end_line))) or (
+                        beside_right and (beside_left or _FIELD_START.search(text, start_line, s))
+                    )
                 if whole:
                     found.append((s, e, ent, f"{ent.lower()}_beside_personal"))
                     taken.append((s, e, ent))
