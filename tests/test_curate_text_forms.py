@@ -1,6 +1,7 @@
 """Curate on the written forms of personal values that round 9 reads (from blind set 9's misses): labels in
 other languages, X12 and more HL7 segments, labels after the value, OCR'd labels, SQL conditions, FHIR
-written as text, CSV dates with a comma, answers across an ellipsis. Each also checks what must stay."""
+written as text, CSV dates with a comma, answers across an ellipsis; and of later rounds (round 11: the ids of
+a personal passage, honorifics). Each also checks what must stay."""
 
 from __future__ import annotations
 
@@ -169,3 +170,49 @@ def test_fhir_references_to_a_person_keep_their_prefix():
     calls = conform(pl.DataFrame([row]))
     out = curate(calls, CurateConfig(salt="s", redactor="patterns")).calls["messages"][0]
     assert "P-43436238" not in out and "Patient/" in out
+
+
+def test_ids_of_a_personal_passage_and_what_stays():
+    from slmlab.curate.records import passage_ids
+
+    def ids(text: str, anchor: str, not_personal: frozenset[str] = frozenset()) -> list[str]:
+        a = text.index(anchor)
+        return [text[s:e] for s, e, *_ in passage_ids(text, [(a, a + len(anchor), "PERSON")], not_personal)]
+
+    t = "AGENT: my name is Dana. Can I get the number off your statement?\nCALLER: okay it's 1712758588."
+    assert ids(t, "Dana") == ["1712758588"]
+    t = "My name is Ana Silva and my ID is W14327648; the number on the back is 465-539822 i think"
+    assert ids(t, "Ana Silva") == ["W14327648", "465-539822"]
+    # labelled as something else, a business document's number, a date stamp, a phone, a digest: all stay
+    t = (
+        "Thanks Ana Silva. Order 5566778899 ships today, claim ref CLM-000448812, trace 7f3c9a21e04b4d19, "
+        "message MSG000482913 at 20240219083012, call 1-800-555-0199 or 1-8OO-555-O142, NPI 1609873452."
+    )
+    assert ids(t, "Ana Silva") == []
+    t = "Ana Silva returned: Item IDs: 5669664287 (Air Purifier), 4900990404 (Smart Watch), 9862136885 (Lamp)"
+    assert ids(t, "Ana Silva") == []
+    t = "Thanks Ana Silva! If, for any reason, 6700049080 goes out of stock we will tell you."
+    assert ids(t, "Ana Silva", frozenset({"6700049080"})) == []  # kept under `item_id` elsewhere in the data
+    far = "Ana Silva wrote. " + "Nothing personal follows here. " * 12 + "Number 1712758588."
+    assert ids(far, "Ana Silva") == []
+
+
+def test_round_11_labels_honorifics_and_json_person_keys():
+    assert _found("Pacjent: J. K., data ur.: June 14, 2020. Nr historii choroby A478-2716.") == [
+        "June 14, 2020", "A478-2716"
+    ]  # fmt: skip
+    assert "8/18/2022" in _found("se llama Ana Ruiz, nació el 8/18/2022. gracias")
+    assert "2021-09-06" in _found("wir berichten über Frau X, geb. am 2021-09-06, aufgenommen")
+    assert "March 18th, 2023" in _found("họ tên X, sinh ngày March 18th, 2023, mã thẻ")
+    assert _found("Acct/Visit: 302ad632f242   MR: A107-6608") == ["302ad632f242", "A107-6608"]
+    assert _found("DOB: x   Bill-to: 2710792410") == ["2710792410"]
+    assert "A317-9101" in _found("कृपया अपना UHID A317-9101 और")
+    assert _found("Nguyen様\n\nいつも当院をご利用いただき") == ["Nguyen"]
+    assert _found("Mr. Li is here") == ["Li"] and _found("MR. LI") == []
+
+    from slmlab.curate.engine import ENGINE_DEFAULTS, Engine
+    from slmlab.curate.redact import PatternRedactor, Pseudonymizer
+
+    e = Engine(ENGINE_DEFAULTS, PatternRedactor(), Pseudonymizer("s"))
+    out = e.json_string('{"svc": "claims-intake", "subscriber": "917-845732", "region_code": "31045"}')[0]
+    assert "917-845732" not in out and "31045" in out

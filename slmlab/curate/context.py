@@ -22,7 +22,7 @@ rules find such values in free text (the same keys in JSON are handled by `curat
 | 12-13 | Vehicle and device identifiers, serial numbers | "VIN", "serial number", "device id", "IMEI" -> salted hash |
 | 14-15 | URLs, IP addresses | IPv4 / IPv6 rules -> `<IP_ADDRESS_n>`. **Kept: URLs** (API endpoints are tool content); identifying values inside query strings (`?family=Smith&birthdate=...`) are caught by the `query_param` rule |
 | 16-17 | Biometric identifiers, photos | out of scope: text logs only |
-| 18 | Any other unique identifying number or code | ids under id keys and "patient / customer / user id" in text -> salted hash; API keys, tokens, high-entropy secrets -> placeholders |
+| 18 | Any other unique identifying number or code | ids under id keys and "patient / customer / user id" in text -> salted hash; a long id within 300 characters of a name or date of birth found in the same text, unless a word or its shape says it is something else (`records.passage_ids`) -> salted hash; API keys, tokens, high-entropy secrets -> placeholders |
 
 Ids are hashed (HMAC with the run's salt) rather than numbered, so joins between calls still work; every
 other value becomes a numbered placeholder that is the same wherever the value appears.
@@ -105,7 +105,11 @@ _MEMBER_CUE = (
 _ZIP_CUE = r"(?i:(?<![A-Za-z])(?:zip|zip\s*code|zipcode|postal\s*code|postcode|post\s+code|c[óo]digo\s+postal|plz)\b)"
 _DOB_CUE = rf"(?:{_DOB_CUE}|(?i:\bb-?day\b))"
 # "Subscr# Q123", Cerner's financial number "FIN:1325892040" (upper case only: "fin" is a word in French)
-_MEMBER_CUE = rf"(?:{_MEMBER_CUE}|(?i:\bsubscr\.?\s*(?:id|no\.?|#)?)|(?<![A-Za-z])(?:FIN|HAR)(?![A-Za-z]))"
+_MEMBER_CUE = (
+    rf"(?:{_MEMBER_CUE}|(?i:\bsubscr\.?\s*(?:id|no\.?|#)?|\bbill-?to\b)|(?<![A-Za-z])(?:FIN|HAR)(?![A-Za-z]))"
+)
+# "MR: A107-6608" (upper case, with its colon: "Mr. Li" is a name's title)
+_MRN_CUE = rf"(?:{_MRN_CUE}|(?<![A-Za-z])MR(?=[ \t]*[:#]))"
 # The same labels in other languages (`slmlab.curate.labels`). Every rule exists twice: with them, for the
 # texts that hold one (`_INTL_ANY`), and without them, so English-only logs do not pay for the long lists.
 _INTL_ANY = re.compile("|".join(LABEL_PATTERNS.values()))
@@ -157,6 +161,10 @@ def _near_rules(intl: bool) -> dict[str, re.Pattern]:
             rf"|{_STREET_END},?\s+(?:[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,?\s+)?(?:(?:{_STATES}),?\s+)?(\d{{5}}(?:-\d{{4}})?)(?![\d-])"
         ),
         "person_context": re.compile(rf"{_NAME_CUE}({NAME})"),
+        # a name before a Japanese, Korean or Chinese honorific: "Nguyen様", "Kim 님", "Li先生"
+        "person_honorific": re.compile(
+            rf"(?<![\w'’-])({NAME})(?=[ \t]?(?:様|さん|さま|殿|氏|님|씨|女士|先生))"
+        ),
         "query_param": re.compile(
             r"(?i)[?&;](?:given|family|name|first_?name|last_?name|birth_?date|dob|identifier|mrn|patient|"
             r"subject|member_?id|ssn|email|phone|zip|postal_?code|address)=([^&#\s\"'<>]{2,})"
@@ -171,6 +179,7 @@ CONTEXT_ENTITY = {
     "member_id": "ID",
     "zip_code": "ZIP",
     "person_context": "PERSON",
+    "person_honorific": "PERSON",
     "query_param": "QUERY_VALUE",
 }
 # Capitalized words a name cue may be followed by that are not names ("patient Portal", "Dr. Office").
@@ -293,7 +302,7 @@ def _context_spans(text: str) -> tuple[tuple[int, int, str, str], ...]:
                 continue
             start, end = m.span(g)
             value = text[start:end]
-            if rule == "person_context":
+            if rule in ("person_context", "person_honorific"):
                 cut = clean_name(value)
                 if cut is None:
                     continue

@@ -28,7 +28,7 @@ import polars as pl
 
 from slmlab.curate.context import DATE_RE, NOT_NAMES, context_spans, extend_name
 from slmlab.curate.keyed import canonical_key, keyed_fields
-from slmlab.curate.records import neighbour_spans
+from slmlab.curate.records import neighbour_spans, passage_ids
 from slmlab.curate.redact import Pseudonymizer, Redactor, Span, resolve_overlaps
 
 DEFAULT_ID_KEYS = (
@@ -71,12 +71,19 @@ ADDRESS_LINE_KEYS = frozenset({"line", "lines", "text", "street", "address", "ad
 _PERSONAL_ID_KEY = re.compile(
     r"(?:^|_)(?:(?:member|subscriber|beneficiary|policy|insurance|insured|payer|medicare|medicaid|patient|"
     r"account|passport|licen[cs]e|medical_record|med_rec|pat_cntl|patient_control|cardholder)_?(?:id|number|no|num|#)|"
-    r"mbi|mrn|ssn|acct|account|afiliado|kundennummer|versichertennummer|mitgliedsnummer|kontonummer)$"
+    r"mbi|mrn|ssn|acct|account|afiliado|kundennummer|versichertennummer|mitgliedsnummer|kontonummer|"
+    r"member|subscriber|beneficiary|enrollee|insured|policyholder|guarantor)$"
 )
 # An id written as text: one token with a digit ("insurance: W123, admitted to room 412" is not one).
 _ID_TOKEN = re.compile(r"(?=\S*\d)[A-Za-z0-9][\w./#-]{2,40}")
+# Keys of a catalogue's ids ("item_id", "product_ids", "sku"): a value kept under one is nobody's identifier.
+_CATALOGUE_KEY = re.compile(
+    r"(?:^|_)(?:item|product|sku|variant|catalog|catalogue|part)(?:_?(?:id|number|no|code)s?)?$"
+)
 _ZIP_KEY = re.compile(r"zip|postal|postcode")  # "ship_zip", "zip5", "billing_postal_code"
 _ZIP_VALUE = re.compile(r"^\s*\d{5}(?:-\d{4})?\s*$")
+# A letter or digit of a word a known value may not touch; Chinese, Japanese and Korean may ("Nguyen様").
+_WORD_CHAR = r"[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"
 # Capitalized words that are also names of people; never replaced in free text because a name key held them.
 NAME_STOPWORDS = NOT_NAMES | frozenset(
     "Will Mark Bill Grace Hope Joy Faith Rose Art Sky Summer Winter Page Case Chase Hunter Golden Gold "
@@ -167,6 +174,8 @@ class Engine:
         self._prefixed = [rx for rx in self.id_patterns if "prefix" in rx.groupindex]
         self.known: dict[str, str] = {}  # value -> entity, replaced wherever it appears
         self.known_rx: re.Pattern | None = None
+        self.catalogue: frozenset[str] = frozenset()  # values found under catalogue keys in pass 1
+        self._catalogue: set[str] = set()
         self.collecting: set[str] | None = None
         self.text_cache: dict[str, tuple[str, list[Finding]]] = {}
         self.json_cache: dict[str, tuple[str, list[Finding]]] = {}
@@ -200,6 +209,7 @@ class Engine:
                     except (ValueError, TypeError, AttributeError):
                         self.collecting.add(s)
         strings, self.collecting = self.collecting, None
+        self.catalogue = frozenset(self._catalogue)
         self.json_cache.clear()
         prepare = getattr(self.redactor, "prepare", None)
         if callable(prepare):
@@ -216,7 +226,7 @@ class Engine:
                     self.remember(value, kind[1])
         words = sorted(self.known, key=len, reverse=True)
         if words:
-            self.known_rx = re.compile(r"(?<![\w])" + trie_regex(words) + r"(?![\w])")
+            self.known_rx = re.compile(rf"(?<!{_WORD_CHAR})" + trie_regex(words) + rf"(?!{_WORD_CHAR})")
 
     @property
     def known_ids(self) -> int:
@@ -261,9 +271,12 @@ class Engine:
             else sp
             for sp in spans
         ]
-        if len(spans) >= 2:  # "S80909325|<name>^<name>|<dob>": the other fields of a personal record
+        if spans:  # "S80909325|<name>^<name>|<dob>", "Thanks, <name> ... it's 1712758588": values beside them
             kept = resolve_overlaps(spans)
-            spans = kept + [Span(*n) for n in neighbour_spans(s, [(p.start, p.end, p.entity) for p in kept])]
+            found = [(p.start, p.end, p.entity) for p in kept]
+            beside = neighbour_spans(s, found)
+            beside += passage_ids(s, found + [n[:3] for n in beside], self.catalogue)
+            spans = kept + [Span(*n) for n in beside]
         if not spans:
             out = (s, [])
         else:
@@ -316,6 +329,8 @@ class Engine:
         return None
 
     def _keyed_string(self, key: str | None, v: str, parent: str = "") -> tuple[str, list[Finding]]:
+        if self.collecting is not None and key and _CATALOGUE_KEY.search(key.lower()):
+            self._catalogue.add(v.strip())
         if v.strip() and not v.startswith("<"):
             kind = self._keyed_kind(key.lower() if key else "", parent, v)
             if kind is not None:
@@ -346,6 +361,8 @@ class Engine:
             return out, found
         if isinstance(obj, int) and not isinstance(obj, bool):
             k = key.lower() if key else ""
+            if self.collecting is not None and _CATALOGUE_KEY.search(k):
+                self._catalogue.add(str(obj))
             if k in self.zip_keys and 0 < obj < 100000:
                 new, fv = self._whole(f"{obj:05d}", "zip_key", "ZIP")
                 return (new if fv else obj), fv

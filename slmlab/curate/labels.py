@@ -28,7 +28,7 @@ MRN_LABELS = (
     r"codice\s+paziente",
     r"id\s+paziente",
     r"numer\s+(?:karty\s+)?pacjenta",
-    r"numer\s+historii\s+choroby",
+    r"(?:numer|nr\.?)\s+historii\s+choroby",
     r"karta\s+pacjenta",
     r"č[íi]slo\s+pacienta",
     r"num[ăa]r(?:ul)?\s+(?:de\s+)?(?:fi[șs][ăa]|dosar)",
@@ -57,6 +57,7 @@ MRN_LABELS = (
     r"मरीज़?\s+(?:संख्या|नंबर|आईडी)",
     r"रोगी\s+(?:संख्या|नंबर|आईडी)",
     r"पंजीकरण\s+(?:संख्या|नंबर)",
+    r"uhid",  # India's hospital id, written in Latin letters in Hindi text
     # Chinese, Japanese, Korean (no word boundaries)
     r"病[历歷]号",
     r"病案号",
@@ -160,11 +161,12 @@ ACCOUNT_LABELS = (
 DOB_LABELS = (
     r"geboortedatum",
     r"geb\.?\s*datum",
+    r"geb\.(?:\s+am)?",
     r"f[öo]dd",
     r"f[öo]delsedatum",
     r"data\s+di\s+nascita",
     r"nat[oa](?:/[ao])?\s+(?:il|a)",
-    r"data\s+urodzenia",
+    r"data\s+ur(?:odzenia|\.)",
     r"urodzon[ya]",
     r"datum\s+narozen[íi]",
     r"data\s+na[șs]terii",
@@ -176,6 +178,7 @@ DOB_LABELS = (
     r"nasci\s+em",
     r"nascid[oa]\s+em",
     r"fecha\s+de\s+nac(?:imiento)?",
+    r"naci[óo](?:\s+el)?",
     r"f\.\s*nac\.?",
     r"дата\s+рождения",
     r"родил(?:ся|ась)",
@@ -188,6 +191,7 @@ DOB_LABELS = (
     r"生年月日",
     r"생년월일",
     r"ngày\s+sinh",
+    r"sinh\s+ngày",
 )
 
 #: zip / postal codes

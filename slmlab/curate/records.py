@@ -1,13 +1,14 @@
-"""The other fields of a personal record: values that stand right beside personal values in one line.
+"""Values personal by what they stand beside: the other fields of a personal record, the ids of a personal passage.
 
-`neighbour_spans(text, spans)` runs in the curate engine's second pass, on the spans the other rules found.
+`neighbour_spans(text, spans)` and `passage_ids(text, spans)` run in the curate engine's second pass, on the
+spans the other rules found.
 """
 
 from __future__ import annotations
 
 import re
 
-from slmlab.curate.context import ANY_DATE, ANY_ID, DIGIT, IDVAL, NOT_NAMES, TIME_AFTER
+from slmlab.curate.context import ANY_DATE, ANY_ID, DATE8, DIGIT, IDVAL, NOT_NAMES, TIME_AFTER
 
 # Entities that make a record personal; a record is one line (HL7 rows, CSV rows, "name / dob / id" notes).
 _PERSONAL = frozenset({"PERSON", "DATE_OF_BIRTH", "ADDRESS", "ZIP", "ID", "EMAIL", "PHONE", "SSN"})
@@ -93,6 +94,112 @@ def neighbour_spans(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[
                     taken.append((s, e, ent))
                     has.add(ent)
     return sorted(found)
+
+
+# An id long enough to single out a person: 7+ digits, or 6+ with a letter ("W1432764", "465-539822").
+_PASSAGE_ID = re.compile(rf"(?<![\w#<@./:-]){IDVAL}")
+_URL_TOKEN = re.compile(r"\S*(?:://|www\.|\?\S*=)\S*$")  # the value is part of a URL
+# A key right before the value ("'imdbId': 'tt8923854'", "availableSince: 1648616934", "qid=1689009508"): a
+# thing's id or a time under its key stays; a bare "id" or a person's key does not decide.
+_KEY_BEFORE = re.compile(r"""([A-Za-z][\w-]{0,40})["']?[ \t]*[:=][ \t]*["']?$""")
+_THING_KEY = re.compile(
+    r"(?i:.*(?:since|time|ts|date|created|updated|modified|epoch|expires?|at)$)"
+    r"|(?!(?i:person|patient|member|user|customer|client|account|acct|subscriber|beneficiary|insured|guarantor|"
+    r"policy|holder|caller|contact|employee|pt|mbr))[A-Za-z]\w*?(?:Id|ID|_id|id)$"
+)
+_PHONE_SHAPE = re.compile(
+    r"\(?\d{3}\)?[-. ]?\d{3}[-. ]\d{4}|1-\d{3}-\d{3}-\d{4}|\d{3,4}-\d{4}|\d{3}-\d{2}-\d{2}"
+)
+_OCR_DIGITS = str.maketrans("OoIl", "0011")
+_HEX_TOKEN = re.compile(r"[0-9a-fA-F-]{16,}")  # a trace or request id, a digest, a UUID
+# A business document's number by its shape: a prefix of two or more letters before a dash ("CLM-000448812",
+# "RE-2024-0571") or a document-type prefix ("ORD448812", "MSG000482913"), a date stamp inside it
+# ("20240219083012", "MZ20250302-0157", "2024031500872"), a carrier's tracking number ("1Z999AA1...").
+# Personal ids are plain digits, one letter and a dash, or letters run into digits ("W1432764", "P-2746648",
+# "AEG253177904").
+_DOCUMENT_NUMBER = re.compile(
+    rf"(?i:[A-Za-z]{{2,}}\d*-.*|.*-[A-Za-z]{{2,}}(?:-.*)?"
+    r"|(?:ord|inv|clm|ref|msg|tkt|trk|rad|lab|rx|po|so|txn|trx|conf|auth|req|job|lot|sku|doc|est|fac|appt|bkg|"
+    r"res|rcpt|inc|chg|err|evt|spec|ship|pkg|ver)[-_]?\d.*"
+    rf"|[A-Za-z]{{0,4}}[-_]?{DATE8}[-_]?\d+|1Z[0-9A-Z]{{16}})"
+)
+# What a passage's other numbers are when a word says so: the agent's, the business's or the task's own.
+_NOT_PERSONAL_LABEL = re.compile(
+    r"(?i:(?<![A-Za-z])(?:order|invoice|ticket|confirmation|conf|reference|ref|tracking|accession|trace|request|"
+    r"req|transaction|txn|trx|booking|reservation|flight|rule|code|bin|pcn|npi|dea|tax|ein|routing|aba|swift|lot|"
+    r"batch|ndc|cpt|icd|loinc|version|build|sku|item|product|model|part|page|room|bed|ext|extension|store|agent|"
+    r"queue|region|auth|authorization|approval|receipt|voucher|check|cheque|eft|trn|payer|provider|facility|"
+    r"pharmacy|rx|prescription|job|session|message|msg|incident|fax|phone|tel|shipment|package|parcel|"
+    r"specimen|sample|kit|vial|serial|device|store|branch|terminal|merchant|vendor|supplier|grp|group|quote|"
+    r"wire|ocr|folio|kode|ik|bsnr|betriebsst\w*|\w*auftrag|s[ée]jour|prenotazione|autoriza\w*|"
+    r"giao\s+d[ịi]ch|заказ\w*|код|квитанц\w*)s?(?![A-Za-z])|접수|주문|注文|订单|受付)"
+)
+_SENTENCE_START = re.compile(r".*(?:[.!?](?:\s|$)|\n)", re.DOTALL)
+PASSAGE_REACH = 300  # characters either side of a name or a date of birth
+
+
+def passage_ids(
+    text: str, spans: list[tuple[int, int, str]], not_personal: frozenset[str] = frozenset()
+) -> list[tuple[int, int, str, str]]:
+    """Long ids within `PASSAGE_REACH` characters of a person's name or date of birth: that person's.
+
+    In a message about one person, a long number nobody labelled is far more often theirs (the number
+    "off your statement", "on the back of the card", a table cell under a header two lines up) than the
+    agent's; Safe Harbor #18 counts "any other unique identifying number". A word before it on its line
+    that names something else (an order, a claim reference, an NPI, a lot, a phone, ...; "Item IDs: A (Lamp),
+    B (Desk)" for the whole list) keeps it, as do values in `not_personal` (those the data itself keeps under
+    a catalogue key, such as `item_id`), dates, phone numbers, digests and numbers with a decimal point or a
+    path.
+
+    Example:
+        >>> t = "Thanks, Ana. Can I get the number off your statement?\\nCALLER: it's 1712758588. Order 5566778899."
+        >>> [t[s:e] for s, e, *_ in passage_ids(t, [(8, 11, "PERSON")])]
+        ['1712758588']
+    """
+    anchors = [(s, e) for s, e, ent in spans if ent == "DATE_OF_BIRTH" or (ent == "PERSON" and e - s >= 3)]
+    if not anchors or not DIGIT.search(text):
+        return []
+    found: list[tuple[int, int, str, str]] = []
+    listed_to = None  # the end of the last value a label kept
+    for m in _PASSAGE_ID.finditer(text):
+        start, end = m.span(1)
+        value = m.group(1)
+        digits = sum(c.isdigit() for c in value)
+        if digits < 6 or (digits < 7 and not any(c.isalpha() for c in value)) or len(value) > 24:
+            continue
+        read = value.translate(_OCR_DIGITS)  # "1-8OO-555-O142", "03-O4-2025": a scanned phone or date
+        if "." in value or "/" in value or ANY_DATE.fullmatch(read) or _PHONE_SHAPE.fullmatch(read):
+            continue
+        if text[start - 1 : start] == "*" and text[end : end + 1] in ("*", "~"):
+            continue  # an X12 element: `keyed` knows which of them are the person's
+        if _HEX_TOKEN.fullmatch(value) or re.fullmatch(DATE8, value) or _DOCUMENT_NUMBER.fullmatch(value):
+            continue
+        if not any(a - PASSAGE_REACH <= start and end <= b + PASSAGE_REACH for a, b in anchors):
+            continue
+        if any(start < e and s < end for s, e, _ in spans):
+            continue
+        if value in not_personal:
+            continue
+        before = text[max(0, start - 40) : start]
+        key = _KEY_BEFORE.search(before)
+        if (key and _THING_KEY.fullmatch(key.group(1))) or _URL_TOKEN.match(
+            text, _token_start(text, start), end
+        ):
+            continue
+        cut = _SENTENCE_START.match(before)
+        if _NOT_PERSONAL_LABEL.search(before[cut.end() :] if cut else before) or (
+            listed_to is not None
+            and start - listed_to <= 40
+            and not _SENTENCE_START.match(text[listed_to:start])
+        ):  # labelled, or the next item of a labelled list: "Item IDs: A (Lamp), B (Desk)"
+            listed_to = end
+            continue
+        found.append((start, end, "ID", "id_in_personal_passage"))
+    return found
+
+
+def _token_start(text: str, at: int) -> int:
+    return max(text.rfind(c, 0, at) for c in " \t\n") + 1
 
 
 def _lines(text: str):
