@@ -216,3 +216,31 @@ def test_round_11_labels_honorifics_and_json_person_keys():
     e = Engine(ENGINE_DEFAULTS, PatternRedactor(), Pseudonymizer("s"))
     out = e.json_string('{"svc": "claims-intake", "subscriber": "917-845732", "region_code": "31045"}')[0]
     assert "917-845732" not in out and "31045" in out
+
+
+def test_round_12_slash_runs_rest_paths_timestamped_turns_and_thai_labels():
+    from slmlab.curate.engine import ENGINE_DEFAULTS, Engine
+    from slmlab.curate.records import passage_ids
+    from slmlab.curate.redact import PatternRedactor, Pseudonymizer
+
+    t = "PT:Silva,Ana/03/03/1939/S52169702/W61329557/1096594289 ADM 2024-08-30 RM 412B"
+    assert [t[s:e] for s, e, *_ in passage_ids(t, [(3, 8, "PERSON"), (9, 12, "PERSON")])] == [
+        "S52169702", "W61329557", "1096594289"
+    ]  # fmt: skip
+    url = "Ana Silva: see https://x.example/a/1234567/b/7654321 for the form"
+    assert passage_ids(url, [(0, 9, "PERSON")]) == []
+    pid = "PID|1||S123456^^^H^MR||Silva^Ana||19570302|F|||1 Main St^^^^02139^USA|||||||2061011345"
+    assert ("account_number", "2061011345") in keyed_fields(pid)  # 2061-01-13 45: not a timestamp
+    e = Engine(ENGINE_DEFAULTS, PatternRedactor(), Pseudonymizer("s"))
+    out = e.text("GET /api/v2/accounts/2799778828/statements?to=2024-03-31 HTTP/1.1")[0]
+    assert "2799778828" not in out and "/accounts/" in out and "2024-03-31" in out
+    turns = (
+        "[00:01:31] AGENT: And your date of birth?\n[00:01:33] CALLER: 02.12.2021.\n[00:01:40] AGENT: Thanks"
+    )
+    assert _found(turns) == ["02.12.2021"]
+    thai = "วันเกิด: 17/02/19\nเลขที่โรงพยาบาล (HN): S1234567\nเลขที่บัญชีผู้ป่วย: 1234567890"
+    assert _found(thai) == ["17/02/19", "S1234567", "1234567890"]
+    assert "A123-4567" in _found("Дата народження: August 16, 2021\nНомер медичної карти: A123-4567")
+    assert _found("S: Pt Amara Ivanova (DOB pending) presents") == ["Amara Ivanova"]
+    row = "while processing row {'acct': '8781db3ec9ef', 'guarantor': 'Ines Oliveira', 'balance': '1.00'}"
+    assert ("guarantor", "Ines Oliveira") in keyed_fields(row) and "guarantor" in ENGINE_DEFAULTS.name_keys

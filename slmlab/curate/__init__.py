@@ -12,7 +12,7 @@ Usage:
 import polars as pl  # noqa: F401  (used by the docstring example)
 
 from slmlab.curate import gold
-from slmlab.curate.context import context_spans, zip_placeholder
+from slmlab.curate.context import context_spans
 from slmlab.curate.core import (
     AUDIT_SCHEMA,
     DROPPED_SCHEMA,
@@ -45,6 +45,7 @@ from slmlab.curate.redact import (
     select_redactor,
     shannon_entropy,
 )
+from slmlab.curate.zips import zip_placeholder
 
 __all__ = [
     "AUDIT_SCHEMA",

@@ -2,8 +2,8 @@
 
 A value is often personal only because of what stands next to it: `S6534835` is a medical record number
 after "MRN", `1957-03-02` is a date of birth after "DOB of", `78750` is a zip code after "zip". These
-rules find such values in free text (the same keys in JSON are handled by `curate`'s key lists), and
-`zip_placeholder` generalizes a zip code to its first three digits.
+rules find such values in free text (the same keys in JSON are handled by `curate`'s key lists);
+`slmlab.curate.zips` generalizes a zip code to its first three digits.
 
 ## Policy: HIPAA Safe Harbor (45 CFR 164.514(b)(2)) as the checklist
 
@@ -30,8 +30,6 @@ other value becomes a numbered placeholder that is the same wherever the value a
 Usage:
     >>> [m.group(1) for m in CONTEXT_RX["mrn"].finditer("Patient MRN: S6534835, seen today")]
     ['S6534835']
-    >>> zip_placeholder("94107-1234"), zip_placeholder("03601")
-    ('<ZIP_941XX>', '<ZIP_000XX>')
 """
 
 from __future__ import annotations
@@ -41,6 +39,7 @@ import re
 from dataclasses import dataclass
 
 from slmlab.curate.labels import LABEL_PATTERNS, ocr_fold
+from slmlab.curate.zips import bare_zips
 
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
@@ -141,7 +140,7 @@ _NAME_CUE = (
     r"with\s+(?:the\s+)?name(?:\s+of)?|under\s+(?:the\s+)?name|"
     r"name\s+of|for\s+(?:a\s+)?patient|surname\s*(?:is|[:=])?|first\s+name\s*(?:is|[:=])?|"
     r"last\s+name\s*(?:is|[:=])?|given\s+name\s*(?:is|[:=])?|family\s+name\s*(?:is|[:=])?|"
-    r"signed|regards|sincerely|thanks|cheers)|\b(?:Mr|Mrs|Ms|Mx|Dr|Miss|Prof|Sir|Madam|Mme|Herr|Frau|Sr|Sra)\.?)"
+    r"signed|regards|sincerely|thanks|cheers)|\b(?:Mr|Mrs|Ms|Mx|Dr|Miss|Prof|Sir|Madam|Mme|Herr|Frau|Sr|Sra|Pt)\.?)"
     r"[ \t,:\"']+"  # the name on the same line as its cue
 )
 
@@ -194,21 +193,6 @@ NOT_NAMES = frozenset(
     "Tuesday Wednesday Thursday Friday Saturday Sunday Today Tomorrow Yesterday Basic Economy Business "
     "First Class Regular Gold Silver Premium Standard Unknown None Null True False N/A".split()
 )
-# Three-digit zip areas of 20,000 people or fewer (2000 census, per HHS guidance): these become 000.
-RESTRICTED_ZIP3 = frozenset("036 059 063 102 203 556 692 790 821 823 830 831 878 879 884 890 893".split())
-
-
-def zip_placeholder(value: str) -> str:
-    """Safe Harbor generalization of a US zip code: its first three digits, or 000 in a small area.
-
-    Example:
-        >>> zip_placeholder("78750")
-        '<ZIP_787XX>'
-    """
-    digits = re.sub(r"\D", "", value)[:3]
-    if len(digits) < 3 or digits in RESTRICTED_ZIP3:
-        digits = "000"
-    return f"<ZIP_{digits}XX>"
 
 
 def clean_name(value: str) -> tuple[int, int] | None:
@@ -313,7 +297,7 @@ def _context_spans(text: str) -> tuple[tuple[int, int, str, str], ...]:
     if DIGIT.search(text):
         if strong:
             _clause_values(text, out, cues_taken, rules)
-        _bare_zips(text, out)
+        bare_zips(text, out)
     return tuple(out)
 
 
@@ -424,7 +408,8 @@ def _clauses(text: str):
 
 # a dialogue turn's speaker: "CALLER> 1509957160", "Patient: it's W123" (a question's answer is the next turn)
 _SPEAKER = re.compile(
-    r"[ \t]*(?:[A-Za-z][\w .'-]{0,20}?[ \t]*(?:>|:)|\[[A-Za-z][\w .:'-]{0,24}\])[ \t]*"
+    r"[ \t]*(?:\[\d{1,2}:\d{2}(?::\d{2})?\][ \t]*)?"  # "[00:01:33] CALLER: 02.12.2021."
+    r"(?:[A-Za-z][\w .'-]{0,20}?[ \t]*(?:>|:)|\[[A-Za-z][\w .:'-]{0,24}\])[ \t]*"
 )  # "[CALLER]"
 
 
@@ -508,43 +493,6 @@ def _old_dates(text: str, old_before: int, out: list) -> None:
         y = _year(m.group(1), old_before + 10)
         if y is not None and 1850 < y <= old_before and not _overlaps(out, start, end):
             out.append((start, end, "DATE_OF_BIRTH", "date_of_birth_old"))
-
-
-# A 5-digit number standing alone in prose, not part of an amount, a sum, a URL, a phone or a longer number.
-_BARE_ZIP = re.compile(
-    r"(?<![\w$€£¥#@.,:/+*=×&%-])(?<![+*=×/-] )(\d{5}(?:-\d{4})?)(?![\w%/:@-]|[.,]\d|\s?[+*=×/])"
-)
-# What makes such a number something other than a zip: a numbered thing before it, a unit or a noun after.
-_NUMBERED_BEFORE = re.compile(
-    r"(?i:\b(?:order|invoice|ticket|grp|group|cpt|hcpcs|drg|ndc|loinc|room|bed|ward|flight|item|ref|reference|confirmation|tracking|case|claim|"
-    r"ext|extension|unit|suite|ste|apt|apartment|building|bldg|floor|gate|seat|page|line|version|model|part|"
-    r"sku|product|code|pin|number|no|num|id|batch|lot|serial|step|steps|station|route|bus|train|store|form|"
-    r"agreement|contract|voucher|coupon|receipt|transaction|reservation|booking|locker|badge|kit|vial|specimen|"
-    r"sample|table|desk|slot|account|policy|plan|permit|registration|certificate)"
-    r"\.?\s*(?:#|no\.?|number)?\s*(?:[:#=]|is|was|reads)?\s*$|#\s*[:=]?\s*$)"
-)
-_NOT_NOUNS = frozenset(
-    "was is has does this its his hers ours yours theirs yes us plus across always perhaps unless less thus "
-    "as bus".split()
-)
-_UNIT_AFTER = re.compile(
-    r"^\s*(?:(?:mg|mcg|ml|g|kg|km|mi|m|cm|mm|lb|lbs|oz|ft|usd|eur|gbp|k|kb|mb|gb|hz|rpm|cal|kcal|iu|bpm|"
-    r"dollars|euros|pounds|times|x)\b|([a-z]{3,}s)\b)"
-)
-
-
-def _bare_zips(text: str, out: list) -> None:
-    if len(text.split()) < 4 or not any(c.isalpha() for c in text):
-        return  # prose only: a lone number in a tool argument is not judged without its key
-    for m in _BARE_ZIP.finditer(text):
-        start, end = m.span(1)
-        if _NUMBERED_BEFORE.search(text[max(0, start - 24) : start]):
-            continue
-        u = _UNIT_AFTER.match(text[end : end + 16])
-        if u and (u.group(1) is None or u.group(1) not in _NOT_NOUNS):
-            continue
-        if not _overlaps(out, start, end):
-            out.append((start, end, "ZIP", "zip_code_bare"))
 
 
 def clear_cache() -> None:

@@ -43,11 +43,15 @@ DEFAULT_ID_PATTERNS = (
     r"\b(?P<prefix>(?:credit_card|debit_card|gift_card|certificate|paypal|bank_account)_)\d{4,}\b",
     # a FHIR reference to a person ("Patient/P-43436238", also in REST paths): the id is the person's
     r"\b(?P<prefix>(?:Patient|Person|RelatedPerson)/)(?=[\w.-]*\d)[A-Za-z0-9][A-Za-z0-9.-]{0,63}\b",
+    # a REST path under a collection of people or their accounts ("/api/v2/accounts/2799778828/statements")
+    r"(?<![\w-])(?P<prefix>(?:accounts|patients|members|subscribers|customers|users|persons|people|beneficiaries|"
+    r"policyholders|enrollees)/)(?=[\w.-]*\d)[A-Za-z0-9][A-Za-z0-9.-]{0,63}\b",
 )
 DEFAULT_NAME_KEYS = (
     "first_name", "last_name", "middle_name", "full_name", "given_name", "family_name", "surname",
     "passenger_name", "customer_name", "cardholder_name", "contact_name", "patient_name", "firstname",
-    "lastname", "fullname",
+    "lastname", "fullname", "guarantor", "guarantor_name", "insured_name", "subscriber_name", "member_name",
+    "beneficiary_name", "policyholder", "policy_holder", "account_holder", "account_holder_name", "holder_name",
 )  # fmt: skip
 DEFAULT_DOB_KEYS = ("dob", "date_of_birth", "birthdate", "birth_date", "birthday")
 DEFAULT_ZIP_KEYS = ("zip", "zip_code", "zipcode", "postal_code", "postalcode", "postcode")

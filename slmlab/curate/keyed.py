@@ -98,7 +98,8 @@ _HL7_FIELDS = {
 }  # fmt: skip
 
 
-_HL7_TIMESTAMP = re.compile(rf"{DATE8}\d*")
+# a date with a time of day (HHMM[SS[.S]]) and zone: "20240412083015"; not "2061011345", an account number
+_HL7_TIMESTAMP = re.compile(rf"{DATE8}(?:(?:[01]\d|2[0-3])(?:[0-5]\d){{0,2}}(?:\.\d+)?)?(?:[+-]\d{{4}})?")
 _PID_NUMBER = re.compile(rf"(?!{DATE8})[A-Za-z]{{0,3}}\d{{7,}}")
 _HL7_NAME = re.compile(r"[^\W\d_][^\W\d_' -]*(?:\^[^\W\d_][^\W\d_' -]*){1,3}")
 _HL7_ID = re.compile(r"(?=(?:[^\d|^~]*\d){4})[A-Za-z0-9][\w.-]{4,30}")

@@ -3,7 +3,7 @@
 English labels, with their abbreviations and OCR forms, live in the cue rules of `slmlab.curate.context`;
 this module holds the same notions in other languages, one tuple per kind, as regex fragments matched
 case-insensitively. Latin, Cyrillic, Greek, Arabic and Devanagari labels must stand as whole words; Chinese,
-Japanese and Korean ones may touch the words around them (they are written without spaces, and Korean adds
+Japanese, Korean and Thai ones may touch the words around them (they are written without spaces, and Korean adds
 its particles to the label: "환자번호는").
 
 To support a new language, add its words to each tuple and an example sentence to
@@ -49,6 +49,9 @@ MRN_LABELS = (
     r"номер\s+(?:медицинской\s+)?карты(?:\s+пациента)?",
     r"медицинская\s+карта",
     r"номер\s+пациента",
+    r"номер\s+медичн\w*\s+карт\w*",
+    r"เลขที่โรงพยาบาล",  # Thai
+    r"เลขประจำตัวผู้ป่วย",
     r"αριθμ[οό]ς\s+μητρ[ώω]ου",
     # Arabic, Hebrew, Hindi
     r"رقم\s+الملف(?:\s+الطبي)?",
@@ -122,6 +125,7 @@ MEMBER_LABELS = (
 
 #: account numbers, customer and guarantor numbers (Safe Harbor #10)
 ACCOUNT_LABELS = (
+    r"เลขที่บัญชี",  # Thai
     r"rekeningnummer",
     r"klantnummer",
     r"kontonummer",
@@ -181,6 +185,9 @@ DOB_LABELS = (
     r"naci[óo](?:\s+el)?",
     r"f\.\s*nac\.?",
     r"дата\s+рождения",
+    r"дата\s+народження",
+    r"วันเกิด",  # Thai
+    r"วัน\s*เดือน\s*ปี\s*เกิด",
     r"родил(?:ся|ась)",
     r"ημερομην[ίι]α\s+γ[έε]ννησης",
     r"تاريخ\s+(?:الميلاد|الولادة)",
@@ -218,7 +225,9 @@ ZIP_LABELS = (
 
 
 def _unspaced(label: str) -> bool:
-    return any(ord(c) >= 0x3000 for c in label)  # CJK, kana, Hangul: written without word breaks
+    # CJK, kana, Hangul, and Thai / Lao / Myanmar / Khmer: written without word breaks
+    return any(ord(c) >= 0x3000 or 0x0E00 <= ord(c) <= 0x0EFF or 0x1000 <= ord(c) <= 0x109F
+               or 0x1780 <= ord(c) <= 0x17FF for c in label)  # fmt: skip
 
 
 def label_pattern(labels: tuple[str, ...]) -> str:

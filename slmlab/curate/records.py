@@ -161,9 +161,8 @@ def passage_ids(
         return []
     found: list[tuple[int, int, str, str]] = []
     listed_to = None  # the end of the last value a label kept
-    for m in _PASSAGE_ID.finditer(text):
-        start, end = m.span(1)
-        value = m.group(1)
+    for start, end in _passage_candidates(text):
+        value = text[start:end]
         digits = sum(c.isdigit() for c in value)
         if digits < 6 or (digits < 7 and not any(c.isalpha() for c in value)) or len(value) > 24:
             continue
@@ -196,6 +195,24 @@ def passage_ids(
             continue
         found.append((start, end, "ID", "id_in_personal_passage"))
     return found
+
+
+# One person's fields run together with slashes: "<last>,<first>/03/03/1939/S52169702/W61329557/1096594289".
+_SLASH_RUN = re.compile(r"(?<![\w/:.-])[\w.,-]+(?:/[\w.,-]+){2,}(?![\w/])")
+_SLASH_PART = re.compile(r"[^/,]+")
+_ID_PART = re.compile(IDVAL)
+
+
+def _passage_candidates(text: str):
+    """`(start, end)` of each id-like token, and of each id-like part of a slash-joined run of fields."""
+    spans = {m.span(1) for m in _PASSAGE_ID.finditer(text)}
+    for run in _SLASH_RUN.finditer(text):
+        if _URL_TOKEN.match(text, _token_start(text, run.start()), run.end()):
+            continue
+        for part in _SLASH_PART.finditer(run.group(0)):
+            if _ID_PART.fullmatch(part.group(0)):
+                spans.add((run.start() + part.start(), run.start() + part.end()))
+    return sorted(spans)
 
 
 def _token_start(text: str, at: int) -> int:

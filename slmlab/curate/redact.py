@@ -24,7 +24,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmlab.curate.context import CONTEXT_RX, DATE_RE, context_spans, zip_placeholder  # noqa: F401
+from slmlab.curate.context import CONTEXT_RX, DATE_RE, context_spans  # noqa: F401
+from slmlab.curate.zips import zip_placeholder
 
 # ----------------------------------------------------------------------------------------------------------
 # Spans and the base class
