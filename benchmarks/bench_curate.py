@@ -6,7 +6,7 @@ inputs in one run and prints the ratio:
 1. tau-bench airline (2,454 calls): seconds per back-end and the time ratio (goal: NER within 3x).
 2. tau-bench + tau2-bench user profiles: every personal field of every profile a tool returned, searched
    for everywhere in the curated calls (free-text turns included); recall per kind, Wilson 95% CI.
-3. generated free text: dev templates, the earlier held-out templates, and nine blind template sets by authors who
+3. generated free text: dev templates, the earlier held-out templates, and the thirteen blind template sets by authors who
    never read the rules (plus how many of the non-personal values written in them survive).
 4. Presidio's published context sentences and its Synthea FHIR Patient.
 5. false positives on clean text: redactions inside the agent policy (system prompt, no personal data),
