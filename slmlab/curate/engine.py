@@ -178,8 +178,7 @@ class Engine:
         self._prefixed = [rx for rx in self.id_patterns if "prefix" in rx.groupindex]
         self.known: dict[str, str] = {}  # value -> entity, replaced wherever it appears
         self.known_rx: re.Pattern | None = None
-        self.catalogue: frozenset[str] = frozenset()  # values found under catalogue keys in pass 1
-        self._catalogue: set[str] = set()
+        self.catalogue: set[str] = set()  # values found under catalogue keys (in pass 1 only)
         self.collecting: set[str] | None = None
         self.text_cache: dict[str, tuple[str, list[Finding]]] = {}
         self.json_cache: dict[str, tuple[str, list[Finding]]] = {}
@@ -213,7 +212,6 @@ class Engine:
                     except (ValueError, TypeError, AttributeError):
                         self.collecting.add(s)
         strings, self.collecting = self.collecting, None
-        self.catalogue = frozenset(self._catalogue)
         self.json_cache.clear()
         prepare = getattr(self.redactor, "prepare", None)
         if callable(prepare):
@@ -280,12 +278,12 @@ class Engine:
             found = [(p.start, p.end, p.entity) for p in kept]
             beside = neighbour_spans(s, found)
             beside += passage_ids(s, found + [n[:3] for n in beside], self.catalogue)
-            spans = kept + [Span(*n) for n in beside]
+            spans = resolve_overlaps(kept + [Span(*n) for n in beside]) if beside else kept
         if not spans:
             out = (s, [])
         else:
             parts, found, last = [], [], 0
-            for sp in resolve_overlaps(spans):
+            for sp in spans:
                 ph = self.placeholder(sp.entity, s[sp.start : sp.end])
                 parts += [s[last : sp.start], ph]
                 found.append(("", sp.rule, sp.entity, ph, sp.end - sp.start))
@@ -334,7 +332,7 @@ class Engine:
 
     def _keyed_string(self, key: str | None, v: str, parent: str = "") -> tuple[str, list[Finding]]:
         if self.collecting is not None and key and _CATALOGUE_KEY.search(key.lower()):
-            self._catalogue.add(v.strip())
+            self.catalogue.add(v.strip())
         if v.strip() and not v.startswith("<"):
             kind = self._keyed_kind(key.lower() if key else "", parent, v)
             if kind is not None:
@@ -366,7 +364,7 @@ class Engine:
         if isinstance(obj, int) and not isinstance(obj, bool):
             k = key.lower() if key else ""
             if self.collecting is not None and _CATALOGUE_KEY.search(k):
-                self._catalogue.add(str(obj))
+                self.catalogue.add(str(obj))
             if k in self.zip_keys and 0 < obj < 100000:
                 new, fv = self._whole(f"{obj:05d}", "zip_key", "ZIP")
                 return (new if fv else obj), fv

@@ -7,6 +7,7 @@ spans the other rules found.
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 
 from slmlab.curate.context import ANY_DATE, ANY_ID, DATE8, DIGIT, IDVAL, NOT_NAMES, TIME_AFTER
 
@@ -111,6 +112,7 @@ _PHONE_SHAPE = re.compile(
     r"\(?\d{3}\)?[-. ]?\d{3}[-. ]\d{4}|1-\d{3}-\d{3}-\d{4}|\d{3,4}-\d{4}|\d{3}-\d{2}-\d{2}"
 )
 _OCR_DIGITS = str.maketrans("OoIl", "0011")
+_DATE8_RE = re.compile(DATE8)
 _HEX_TOKEN = re.compile(r"[0-9a-fA-F-]{16,}")  # a trace or request id, a digest, a UUID
 # A business document's number by its shape: a prefix of two or more letters before a dash ("CLM-000448812",
 # "RE-2024-0571") or a document-type prefix ("ORD448812", "MSG000482913"), a date stamp inside it
@@ -130,7 +132,7 @@ _NOT_PERSONAL_LABEL = re.compile(
     r"batch|ndc|cpt|icd|loinc|version|build|sku|item|product|model|part|page|room|bed|ext|extension|store|agent|"
     r"queue|region|auth|authorization|approval|receipt|voucher|check|cheque|eft|trn|payer|provider|facility|"
     r"pharmacy|rx|prescription|job|session|message|msg|incident|fax|phone|tel|shipment|package|parcel|"
-    r"specimen|sample|kit|vial|serial|device|store|branch|terminal|merchant|vendor|supplier|grp|group|quote|"
+    r"specimen|sample|kit|vial|serial|device|branch|terminal|merchant|vendor|supplier|grp|group|quote|"
     r"wire|ocr|folio|kode|ik|bsnr|betriebsst\w*|\w*auftrag|s[ée]jour|prenotazione|autoriza\w*|"
     r"giao\s+d[ịi]ch|заказ\w*|код|квитанц\w*)s?(?![A-Za-z])|접수|주문|注文|订单|受付)"
 )
@@ -139,7 +141,7 @@ PASSAGE_REACH = 300  # characters either side of a name or a date of birth
 
 
 def passage_ids(
-    text: str, spans: list[tuple[int, int, str]], not_personal: frozenset[str] = frozenset()
+    text: str, spans: list[tuple[int, int, str]], not_personal: Container[str] = frozenset()
 ) -> list[tuple[int, int, str, str]]:
     """Long ids within `PASSAGE_REACH` characters of a person's name or date of birth: that person's.
 
@@ -171,7 +173,7 @@ def passage_ids(
             continue
         if text[start - 1 : start] == "*" and text[end : end + 1] in ("*", "~"):
             continue  # an X12 element: `keyed` knows which of them are the person's
-        if _HEX_TOKEN.fullmatch(value) or re.fullmatch(DATE8, value) or _DOCUMENT_NUMBER.fullmatch(value):
+        if _HEX_TOKEN.fullmatch(value) or _DATE8_RE.fullmatch(value) or _DOCUMENT_NUMBER.fullmatch(value):
             continue
         if not any(a - PASSAGE_REACH <= start and end <= b + PASSAGE_REACH for a, b in anchors):
             continue
