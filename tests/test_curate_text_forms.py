@@ -244,3 +244,53 @@ def test_round_12_slash_runs_rest_paths_timestamped_turns_and_thai_labels():
     assert _found("S: Pt Amara Ivanova (DOB pending) presents") == ["Amara Ivanova"]
     row = "while processing row {'acct': '8781db3ec9ef', 'guarantor': 'Ines Oliveira', 'balance': '1.00'}"
     assert ("guarantor", "Ines Oliveira") in keyed_fields(row) and "guarantor" in ENGINE_DEFAULTS.name_keys
+
+
+def test_round_13_xml_ncpdp_slashed_dates_numbered_answers_ocr_capitals_and_name_keys():
+    from slmlab.curate.engine import ENGINE_DEFAULTS, Engine
+    from slmlab.curate.keyed import xml_fields
+    from slmlab.curate.labels import ocr_fold
+    from slmlab.curate.records import neighbour_spans
+    from slmlab.curate.redact import PatternRedactor, Pseudonymizer
+
+    xml = (
+        '<Req traceId="TRN-000918273"><Subscriber><Id>W31282105</Id><Name><Family>Okafor</Family></Name>'
+        "<BirthDate>1961-02-03</BirthDate></Subscriber><DateOfService>2025-03-10</DateOfService></Req>"
+    )
+    leaves = xml_fields(xml)
+    assert ("id", "subscriber", "W31282105") in leaves and ("family", "name", "Okafor") in leaves
+    e = Engine(ENGINE_DEFAULTS, PatternRedactor(), Pseudonymizer("s"))
+    out = e.json_string('{"subscriber": {"id": "W31282105"}, "plan": {"id": "PPO-2025"}}')[0]
+    assert "W31282105" not in out and "PPO-2025" in out  # a plain "id" is whose its parent says
+    assert _found(xml) == ["1961-02-03"]  # the end tag </BirthDate> is no second cue for the service date
+    ncpdp = "AM04 C2=W31282105 C1=RXGRP7 CC=Chidi CD=Okafor\nAM01 C4=July 13, 2023 C5=2 CM=12 Oak Dr CP=55554"
+    fields = keyed_fields(ncpdp)
+    for pair in (("cardholder_id", "W31282105"), ("date_of_birth", "July 13, 2023"), ("zip", "55554")):
+        assert pair in fields
+    assert not any(v == "RXGRP7" for k, v in fields if k in ("cardholder_id", "patient_id"))
+    assert ("date_of_birth", "19620312") in keyed_fields("AM01\x1cC419620312\x1cCBSILVA")  # the wire form
+    t = "verify: Okafor/Chidi/06/14/1963/W31282105/55554 — matched, effective 01/01/2025"
+    got = [t[s:e] for s, e, *_ in neighbour_spans(t, [(8, 14, "PERSON"), (15, 20, "PERSON")])]
+    assert got == ["06/14/1963", "W31282105", "55554"]
+    asked = (
+        "assistant: Please provide (1) the name on the account, (2) your statement number, and (3) your date"
+        " of birth.\nuser: 1) Ana Silva\n2) 1712758588\n3) June 10, 2024\nassistant: Thanks, due 03/15/2025."
+    )
+    assert "June 10, 2024" in _found(asked) and "03/15/2025" not in _found(asked)
+    assert ocr_fold("DATE 0F B1RTH: PAT1ENT Ba1ance") == "DATE 0F BIRTH: PATIENT Balance"
+    assert _found("PAT1ENT NAME: x\nDATE 0F B1RTH: 11/26/2020\nDATE 0F SERV1CE: 02/03/2025") == ["11/26/2020"]
+    assert "22 November 2022" in _found("Prénom : Marie\nNé(e) le : 22 November 2022")
+    assert ("vorname", "Jürgen") in keyed_fields("Vorname: Jürgen") and "vorname" in ENGINE_DEFAULTS.name_keys
+    assert "3395993552" in _found("Codice cliente per il pagamento del ticket: 3395993552")
+    camel = '{"mbrNo": "W31282105", "ptNm": "Chidi Okafor", "postCd": "55554", "clmNo": "CLM-88812"}'
+    out = e.json_string(camel)[0]
+    assert not any(v in out for v in ("W31282105", "Chidi Okafor", "55554")) and "CLM-88812" in out
+    caps = set(_found("Subscriber: OKAFOR, CHIDI E   DOB: 03-APR-1961"))
+    assert caps == {"OKAFOR", "CHIDI E", "03-APR-1961"}
+    assert set(_found("Name (Last, First): Okafor, Chidi\n")) == {"Okafor", "Chidi"}
+    assert _found("Member: Gold, Silver and Bronze plans") == []
+    assert set(_found("Name: Yusuf Rossi, Date of Birth: x")) == {"Yusuf Rossi"}
+    q = "GET /elig?first=Chidi&last=Okafor&page=2 | GET /items?first=10&last=desc"
+    assert _found(q) == ["Chidi", "Okafor"]
+    quoted = set(_found("Patient(name='Chidi Okafor', plan='PPO')"))
+    assert quoted == {"Chidi Okafor"}  # not the closing quote

@@ -76,7 +76,7 @@ IDVAL = (
 
 _DOB_CUE = (
     r"(?i:\b(?:(?:d[o0]b|date\s+of\s+birth|birth\s*-?\s*date|birthday|birth\s+day|born|"
-    r"fecha\s+de\s+nac(?:imiento|\.)?|data\s+de\s+nascimento|geburtsdatum|date\s+de\s+naissance|n[ée]e?\s+le|geboren(?:\s+am)?|"
+    r"fecha\s+de\s+nac(?:imiento|\.)?|data\s+de\s+nascimento|geburtsdatum|date\s+de\s+naissance|n[ée](?:e|\(e\))?\s+le|geboren(?:\s+am)?|"
     r"nacid[oa](?:\s+el)?)\b|d\.o\.b\.?))"
 )
 _MRN_CUE = (
@@ -127,7 +127,7 @@ _STATES = (
     "ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR"
 )
 # A person's name: 1-4 capitalized tokens, with the particles and apostrophes of several naming cultures.
-_NAME_TOK = r"(?:[A-Z][a-z'’]*[A-Z]?[a-z'’]+|[A-Z]\.|O['’][A-Z][a-z]+|Mc[A-Z][a-z]+)"
+_NAME_TOK = r"(?:[A-Z][a-z'’]*[A-Z]?[a-z'’]*[a-z]|[A-Z]\.|O['’][A-Z][a-z]+|Mc[A-Z][a-z]+)"
 _PARTICLE = r"(?:de|del|da|dos|das|di|du|van|von|der|den|la|le|bin|binti|ibn|al|el|ben|bint|y|zu)"
 NAME = rf"{_NAME_TOK}(?:(?:[ \t]+|-)(?:{_PARTICLE}[ \t]+|{_PARTICLE}-)?{_NAME_TOK}){{0,3}}"
 _NAME_CUE = (
@@ -160,13 +160,20 @@ def _near_rules(intl: bool) -> dict[str, re.Pattern]:
             rf"|{_STREET_END},?\s+(?:[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,?\s+)?(?:(?:{_STATES}),?\s+)?(\d{{5}}(?:-\d{{4}})?)(?![\d-])"
         ),
         "person_context": re.compile(rf"{_NAME_CUE}({NAME})"),
+        # "LAST, FIRST M" (claims, scans, EDI printouts) or "Last, First" after a person's label and a colon
+        "person_reversed": re.compile(
+            r"(?i:\b(?:patient|subscriber|insured|member|guarantor|beneficiary|cardholder|policyholder|claimant|"
+            r"employee|pt|name)(?:\s+name)?(?:\s*\((?:last|surname)\s*,\s*first(?:\s+name)?\))?[ \t]*[:#=][ \t]*)"
+            r"([A-Z][A-Za-z'’-]+(?:[ -][A-Z][A-Za-z'’-]+)?,[ \t]*[A-Z][A-Za-z'’-]+(?:[ \t][A-Z]\.?)?)(?![\w,])(?![ \t]*(?:[:(]|of\b))"
+        ),
         # a name before a Japanese, Korean or Chinese honorific: "Nguyen様", "Kim 님", "Li先生"
         "person_honorific": re.compile(
             rf"(?<![\w'’-])({NAME})(?=[ \t]?(?:様|さん|さま|殿|氏|님|씨|女士|先生))"
         ),
         "query_param": re.compile(
             r"(?i)[?&;](?:given|family|name|first_?name|last_?name|birth_?date|dob|identifier|mrn|patient|"
-            r"subject|member_?id|ssn|email|phone|zip|postal_?code|address)=([^&#\s\"'<>]{2,})"
+            r"subject|member_?id|subscriber_?id|acct|account_?(?:id|no|number)|policy_?(?:id|no|number)|mbi|ssn|"
+            r"email|phone|zip|postal_?code|address|fname|lname|(?:first|last)(?==(?-i:[A-Z][a-z])))=([^&#\s\"'<>]{2,})"
         ),
     }
 
@@ -179,6 +186,7 @@ CONTEXT_ENTITY = {
     "zip_code": "ZIP",
     "person_context": "PERSON",
     "person_honorific": "PERSON",
+    "person_reversed": "PERSON",
     "query_param": "QUERY_VALUE",
 }
 # Capitalized words a name cue may be followed by that are not names ("patient Portal", "Dr. Office").
@@ -191,13 +199,14 @@ NOT_NAMES = frozenset(
     "January February March April May June July August September October November December Monday "
     "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Mon Tue Tues Wed Thu Thur Thurs Fri Sat Sun "
     "Tuesday Wednesday Thursday Friday Saturday Sunday Today Tomorrow Yesterday Basic Economy Business "
-    "First Class Regular Gold Silver Premium Standard Unknown None Null True False N/A".split()
+    "First Class Regular Gold Silver Premium Standard Unknown None Null True False N/A Date Birth DOB Zip ZIP "
+    "Phone Email Address Last Middle Given Family Surname".split()
 )
 
 
 def clean_name(value: str) -> tuple[int, int] | None:
     """`(start, end)` of a name found by a cue, trimmed of words that are not names; None when none is left."""
-    toks = list(re.finditer(r"\S+", value))
+    toks = list(re.finditer(r"[^\s,]+", value))  # "Gold, Silver": a reversed name's comma is no part of it
     while toks and (toks[-1].group(0) in NOT_NAMES or toks[-1].group(0).islower()):
         toks.pop()
     while toks and toks[0].group(0) in NOT_NAMES:
@@ -267,6 +276,7 @@ def context_spans(text: str, old_before: int | None = None) -> list[tuple[int, i
 
 
 DIGIT = re.compile(r"\d")
+_PART = re.compile(r"[^,\s][^,]*")  # a part of a comma-joined name
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -286,11 +296,14 @@ def _context_spans(text: str) -> tuple[tuple[int, int, str, str], ...]:
                 continue
             start, end = m.span(g)
             value = text[start:end]
-            if rule in ("person_context", "person_honorific"):
+            if rule in ("person_context", "person_honorific", "person_reversed"):
                 cut = clean_name(value)
                 if cut is None:
                     continue
                 start, end = start + cut[0], start + cut[1]
+                if rule == "person_reversed":  # "OKAFOR, CHIDI E": each part a name of its own
+                    out += [(p.start(), p.end(), "PERSON", rule) for p in _PART.finditer(text, start, end)]
+                    continue
             elif rule == "query_param" and value.startswith("<"):
                 continue
             out.append((start, end, CONTEXT_ENTITY[rule], rule))
@@ -406,6 +419,7 @@ def _clauses(text: str):
     yield last, len(text)
 
 
+_CLOSING_TAG = re.compile(r"</[\w.-]*:?$")
 # a dialogue turn's speaker: "CALLER> 1509957160", "Patient: it's W123" (a question's answer is the next turn)
 _SPEAKER = re.compile(
     r"[ \t]*(?:\[\d{1,2}:\d{2}(?::\d{2})?\][ \t]*)?"  # "[00:01:33] CALLER: 02.12.2021."
@@ -437,15 +451,37 @@ def _clause_values(text: str, out: list, cues_taken: set[int], rules: _Rules) ->
             if entity == "ID":  # 5+ characters, and not a date, a phone or something already found
                 values = [(s, e) for s, e in values if e - s >= 5 and not ANY_DATE.search(clause[s:e])]
             for cue in cues:
-                if a + cue.start() in cues_taken:
-                    continue
+                if a + cue.start() in cues_taken or _CLOSING_TAG.search(clause, 0, cue.start()):
+                    continue  # taken, or an XML end tag ("<BirthDate>..</BirthDate>"): its value came before
                 pick = next((v for v in values if v[0] >= cue.end()), None)  # before it: `_BEFORE_CUE`
+                item = _ITEM_NUMBER.search(clause, 0, cue.start())
+                if pick is None and answer is not None and item:  # "(3) your date of birth" ... "3) 6/10/61"
+                    pick = _numbered_answer(text, answer[0], item.group(1) or item.group(2), value_rx, a)
                 if pick is None and answer is not None:  # the answer's value starts within 40 characters
                     pick = next(((m.start(1) - a, m.end(1) - a) for m in value_rx.finditer(text, *answer)
                                  if m.start(1) < answer[0] + 40 and (entity != "ID" or m.end(1) - m.start(1) >= 5)), None)  # fmt: skip
                 if pick is None or _overlaps(out, a + pick[0], a + pick[1]):
                     continue  # no value, or the near rule (or another cue) already took it
                 out.append((a + pick[0], a + pick[1], entity, rule))
+
+
+# a numbered item of a request, the cue a few words after its number: "(3) your date of birth", "2) member id"
+_ITEM_NUMBER = re.compile(r"(?:\((\d{1,2})\)|(?<![\w(])(\d{1,2})\))[^()\d\n]{0,30}$")
+_NEXT_TURN = re.compile(r"\n[ \t]*(?!\(?\d)[A-Za-z][\w .'-]{0,20}:")
+
+
+def _numbered_answer(
+    text: str, turn: int, number: str, value_rx: re.Pattern, a: int
+) -> tuple[int, int] | None:
+    """The value of its kind on the line numbered `number` of the answering turn (from `turn` to the next
+    speaker's), relative to `a`: "user: 1) Ana Silva\n2) 1712758588\n3) June 10, 2024"."""
+    end = _NEXT_TURN.search(text, turn)
+    line = re.compile(rf"(?m)(?:^|(?<=: ))[ \t]*\(?{number}[).:](?!\d)[ \t]*")
+    for m in line.finditer(text, turn, end.start() if end else len(text)):
+        v = value_rx.match(text, m.end())
+        if v is not None:
+            return v.start(1) - a, v.end(1) - a
+    return None
 
 
 def _year(date_text: str, ref: int) -> int | None:

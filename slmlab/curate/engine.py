@@ -27,7 +27,8 @@ from typing import Any
 import polars as pl
 
 from slmlab.curate.context import DATE_RE, NOT_NAMES, context_spans, extend_name
-from slmlab.curate.keyed import canonical_key, keyed_fields
+from slmlab.curate.keyed import canonical_key, keyed_fields, snake_key, xml_fields
+from slmlab.curate.labels import NAME_KEYS
 from slmlab.curate.records import neighbour_spans, passage_ids
 from slmlab.curate.redact import Pseudonymizer, Redactor, Span, resolve_overlaps
 
@@ -52,6 +53,7 @@ DEFAULT_NAME_KEYS = (
     "passenger_name", "customer_name", "cardholder_name", "contact_name", "patient_name", "firstname",
     "lastname", "fullname", "guarantor", "guarantor_name", "insured_name", "subscriber_name", "member_name",
     "beneficiary_name", "policyholder", "policy_holder", "account_holder", "account_holder_name", "holder_name",
+    *NAME_KEYS,
 )  # fmt: skip
 DEFAULT_DOB_KEYS = ("dob", "date_of_birth", "birthdate", "birth_date", "birthday")
 DEFAULT_ZIP_KEYS = ("zip", "zip_code", "zipcode", "postal_code", "postalcode", "postcode")
@@ -78,13 +80,15 @@ _PERSONAL_ID_KEY = re.compile(
     r"mbi|mrn|ssn|acct|account|afiliado|kundennummer|versichertennummer|mitgliedsnummer|kontonummer|"
     r"member|subscriber|beneficiary|enrollee|insured|policyholder|guarantor)$"
 )
+# Keys that say only "an id": whose it is, their parent says ("subscriber.id", `<Member><Number>`).
+_PLAIN_ID_KEYS = frozenset({"id", "number", "no", "num", "nbr", "identifier"})
 # An id written as text: one token with a digit ("insurance: W123, admitted to room 412" is not one).
 _ID_TOKEN = re.compile(r"(?=\S*\d)[A-Za-z0-9][\w./#-]{2,40}")
 # Keys of a catalogue's ids ("item_id", "product_ids", "sku"): a value kept under one is nobody's identifier.
 _CATALOGUE_KEY = re.compile(
     r"(?:^|_)(?:item|product|sku|variant|catalog|catalogue|part)(?:_?(?:id|number|no|code)s?)?$"
 )
-_ZIP_KEY = re.compile(r"zip|postal|postcode")  # "ship_zip", "zip5", "billing_postal_code"
+_ZIP_KEY = re.compile(r"zip|postal|post_?code")  # "ship_zip", "zip5", "billing_postal_code", "post_cd"
 _ZIP_VALUE = re.compile(r"^\s*\d{5}(?:-\d{4})?\s*$")
 # A letter or digit of a word a known value may not touch; Chinese, Japanese and Korean may ("Nguyen様").
 _WORD_CHAR = r"[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"
@@ -189,7 +193,7 @@ class Engine:
         if entity not in _PROPAGATE or not v or v.startswith("<"):
             return
         if entity == "PERSON":
-            toks = v.split()
+            toks = re.split(r"[\s,]+", v)  # "Demir,Ana": a reversed name is two names
             for t in [v] + (toks if len(toks) > 1 else []):
                 t = t.strip(",.;:")
                 if _name_ok(t) and (len(t) >= 3 or t[1:].islower()):
@@ -224,6 +228,10 @@ class Engine:
                 self.remember(s[start:end], entity)
             for key, value in keyed_fields(s):  # "dependent_dob: 9/26/2024", CSV rows under "name,dob,mrn"
                 kind = self._keyed_kind(key, "", value)
+                if kind is not None and (kind[1] != "ID" or _ID_TOKEN.fullmatch(value)):
+                    self.remember(value, kind[1])
+            for key, parent, value in xml_fields(s):  # "<Subscriber><Id>W123</Id>", "<Name><Family>"
+                kind = self._keyed_kind(key, parent, value)
                 if kind is not None and (kind[1] != "ID" or _ID_TOKEN.fullmatch(value)):
                     self.remember(value, kind[1])
         words = sorted(self.known, key=len, reverse=True)
@@ -314,6 +322,10 @@ class Engine:
             return "id_key", "ID"
         if _PERSONAL_ID_KEY.search(k) and _ID_TOKEN.fullmatch(v):
             return "id_key", "ID"
+        if k in _PLAIN_ID_KEYS and parent and _ID_TOKEN.fullmatch(v):  # {"subscriber": {"id": "W123"}}
+            whose = f"{parent}_id"
+            if whose in self.id_keys or _PERSONAL_ID_KEY.search(whose):
+                return "id_key", "ID"
         if (k in self.dob_keys or "birth" in k or k.endswith("dob")) and DATE_RE.match(v):
             return "dob_key", "DATE_OF_BIRTH"
         if k in self.name_keys or (parent in NAME_PARENTS and k in NAME_PARTS):
@@ -331,10 +343,11 @@ class Engine:
         return None
 
     def _keyed_string(self, key: str | None, v: str, parent: str = "") -> tuple[str, list[Finding]]:
-        if self.collecting is not None and key and _CATALOGUE_KEY.search(key.lower()):
+        k = snake_key(key) if key else ""
+        if self.collecting is not None and k and _CATALOGUE_KEY.search(k):
             self.catalogue.add(v.strip())
         if v.strip() and not v.startswith("<"):
-            kind = self._keyed_kind(key.lower() if key else "", parent, v)
+            kind = self._keyed_kind(k, parent, v)
             if kind is not None:
                 return self._whole(v, *kind)
         if looks_json(v):  # JSON inside a JSON string (a tool result quoted in an argument, ...)
@@ -345,7 +358,7 @@ class Engine:
         if isinstance(obj, str):
             return self._keyed_string(key, obj, parent)
         if isinstance(obj, dict):
-            here = (key or "").lower()
+            here = snake_key(key) if key else ""
             out, found = {}, []
             for k, v in obj.items():
                 nk, fk = self.text(k) if isinstance(k, str) else (k, [])
@@ -362,7 +375,7 @@ class Engine:
                 out.append(nv)
             return out, found
         if isinstance(obj, int) and not isinstance(obj, bool):
-            k = key.lower() if key else ""
+            k = snake_key(key) if key else ""
             if self.collecting is not None and _CATALOGUE_KEY.search(k):
                 self.catalogue.add(str(obj))
             if k in self.zip_keys and 0 < obj < 100000:

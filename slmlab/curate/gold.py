@@ -250,7 +250,7 @@ def _fill(
 
 
 def _blind_sets() -> dict:
-    """The blind template sets (`slmlab/resources/pii_blind_templates.json`): written by thirteen authors who
+    """The blind template sets (`slmlab/resources/pii_blind_templates.json`): written by fourteen authors who
     never read the rules; each set's provenance says how it was used (see the README's curate section)."""
     path = Path(str(resources.files("slmlab") / "resources" / "pii_blind_templates.json"))
     return json.loads(path.read_text(encoding="utf-8"))["sets"]
@@ -277,9 +277,9 @@ def generated_calls(n: int = 600, seed: int = 0, templates: str = "dev") -> tupl
         n: sessions.
         seed: random seed.
         templates: "dev" (written with the rules), "heldout" (written after them; its misses then widened
-            the rules) or "blind" .. "blind11" (each by an author who never read the rules; the misses of
-            blind .. blind5 and blind7 .. blind10 changed the rules in turn, blind6 and blind11 never did:
-            their `provenance`).
+            the rules) or "blind", "blind2", ... (each by an author who never read the rules; the misses of
+            each set but blind6 and the newest changed the rules in turn: `TEMPLATE_SETS` lists them, the
+            resource file gives each set's provenance).
 
     Returns:
         (calls in `schema.CALL_SCHEMA`, gold values with `GOLD_SCHEMA`).

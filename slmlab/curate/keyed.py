@@ -1,8 +1,8 @@
-"""Keys written as text: `key: value` forms, logfmt lines, CSV rows under a header, HL7 v2 PID / IN1
-segments, and the correction of misspelled or abbreviated key words (`canonical_key`).
+"""Keys written as text: `key: value` forms, logfmt lines, CSV rows under a header, SQL, HL7 v2, X12 and
+NCPDP segments, XML elements, and the correction of misspelled or abbreviated key words (`canonical_key`).
 
-`keyed_fields(text)` gives `(key, value)` pairs that the curate engine then judges by its key lists, as if
-they were JSON keys (`slmlab.curate.engine`).
+`keyed_fields(text)` gives `(key, value)` pairs, `xml_fields(text)` `(key, parent, value)` triples, that the
+curate engine then judges by its key lists, as if they were JSON keys (`slmlab.curate.engine`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import functools
 import re
+from html.parser import HTMLParser
 
 from slmlab.curate.context import DATE8, DATE_RE
 
@@ -34,7 +35,16 @@ _FIELD_VALUE = re.compile(
 
 
 def _key(k: str) -> str:
-    return re.sub(r"[\s./-]+", "_", k.strip().strip("\"'").lower()).strip("_")
+    return snake_key(k.strip().strip("\"'"))
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def snake_key(key: str) -> str:
+    """A key in lower snake case, camel case split ("mbrNo", "ZIPCode", "patientMRN" -> "mbr_no", "zip_code",
+    "patient_mrn"), so one key list holds every way it is written."""
+    return re.sub(r"[\s./-]+", "_", _CAMEL.sub("_", key).lower()).strip("_")
 
 
 # Words of personal-data keys, to which a misspelled or OCR'd key word is corrected ("memebr_numbr",
@@ -48,6 +58,7 @@ _KEY_ABBREVIATIONS = {
     "mbr": "member", "memb": "member", "acct": "account", "acc": "account", "accnt": "account",
     "nbr": "number", "nmbr": "number", "numb": "number", "pt": "patient", "pat": "patient",
     "ins": "insurance", "subscr": "subscriber", "ref": "id", "zip5": "zip", "zipcod": "zipcode",
+    "nm": "name", "cd": "code", "dt": "date", "brth": "birth", "addr": "address",
 }  # fmt: skip
 # Trailing words that say where a value came from, not what it is ("dob_in", "member_id_value").
 _KEY_NOISE = frozenset(
@@ -241,10 +252,11 @@ def keyed_fields(text: str) -> list[tuple[str, str]]:
         >>> keyed_fields("name,dob,mrn\nAna Silva,1957-03-02,A528-7649")
         [('name', 'Ana Silva'), ('dob', '1957-03-02'), ('mrn', 'A528-7649')]
     """
+    out = _ncpdp_fields(text) if "AM0" in text and _NCPDP_SEGMENT.search(text) else []
     if ":" not in text and "=" not in text and "\n" not in text and "|" not in text:
         if "'" not in text or not _SQL_INSERT.search(text):
-            return []
-    out = [(_key(m.group(1)), m.group(2).strip()) for m in _KEY_VALUE.finditer(text) if m.group(2).strip()]
+            return out
+    out += [(_key(m.group(1)), m.group(2).strip()) for m in _KEY_VALUE.finditer(text) if m.group(2).strip()]
     if "=" in text:
         out += [
             (_key(m.group(1)), m.group(2).strip("\"'"))
@@ -281,3 +293,79 @@ def keyed_fields(text: str) -> list[tuple[str, str]]:
                 break
             out += [(_key(h), v) for h, v in zip(head, values, strict=True) if v]
     return out
+
+
+# ------------------------------------------------------------------------------ NCPDP pharmacy claims
+# NCPDP Telecommunication D.0: segments AM01 (patient), AM04 (insurance), ...; each field a two-character
+# id, then its value, after a field separator (0x1C on the wire, "|" or "C4=" as logs print them).
+_NCPDP_SEGMENT = re.compile(r"AM0[1-9]")
+_NCPDP_FIELD = re.compile(
+    r"(?:(?<=[\x1c|])|(?<![^\s\x1e\x1d]))(C2|C4|CA|CB|CC|CD|CM|CP|CY)(?:=|(?<=[\x1c|]..))"
+    r"([^\x1c\x1d\x1e|\n=]*?)(?=[\x1c\x1d\x1e|\n]|\s+[A-Z][A-Z0-9]=|$)"
+)
+# Fields of the patient and the cardholder: 302-C2 cardholder id, 304-C4 date of birth, 310-CA / 311-CB the
+# patient's first and last name, 312-CC / 313-CD the cardholder's, 322-CM street, 325-CP zip, 332-CY patient id
+_NCPDP_KEYS = {"C2": "cardholder_id", "C4": "date_of_birth", "CA": "first_name", "CB": "last_name",
+               "CC": "first_name", "CD": "last_name", "CM": "street", "CP": "zip", "CY": "patient_id"}  # fmt: skip
+
+
+def _ncpdp_fields(text: str) -> list[tuple[str, str]]:
+    """`(key, value)` of the patient and cardholder fields of NCPDP D.0 segments ("AM01 C4=19620312 CP=55554")."""
+    out = []
+    for m in _NCPDP_FIELD.finditer(text):
+        v = m.group(2).strip()
+        if m.group(1) == "C4" and re.fullmatch(DATE8, v) is None and not DATE_RE.match(v):
+            continue
+        if v:
+            out.append((_NCPDP_KEYS[m.group(1)], v[:5] if m.group(1) == "CP" else v))
+    return out
+
+
+# -------------------------------------------------------------------------------------- XML elements
+class _XmlLeaves(HTMLParser):
+    """Leaf elements and attributes of XML, also of a fragment or of XML that does not parse: `(key, parent,
+    value)`, keys lower-cased, camel case and namespaces split off ("ns:MemberId" -> "member_id")."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.text: list[str] = []
+        self.leaves: list[tuple[str, str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        raw = self.get_starttag_text() or tag
+        name = _xml_key(re.match(r"<\s*([^\s/>]+)", raw).group(1))
+        self.leaves += [(_xml_key(a), name, v.strip()) for a, v in attrs if v and v.strip()]
+        self.stack.append(name)
+        self.text = []
+
+    def handle_endtag(self, tag):
+        if self.stack:
+            name = self.stack.pop()
+            value = "".join(self.text).strip()
+            if value:
+                self.leaves.append((name, self.stack[-1] if self.stack else "", value))
+        self.text = []
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _xml_key(name: str) -> str:
+    return snake_key(name.rsplit(":", 1)[-1])  # "ns:MemberId" -> "member_id"
+
+
+def xml_fields(text: str) -> list[tuple[str, str, str]]:
+    """`(key, parent, value)` of the leaf elements and attributes of XML in `text`, keys in snake case, so
+    the JSON key rules of `curate` (a name part under `name`, an `id` under `subscriber`) apply to them.
+
+    Example:
+        >>> xml_fields("<Subscriber><Id>W123</Id><Name><Family>Silva</Family></Name></Subscriber>")
+        [('id', 'subscriber', 'W123'), ('family', 'name', 'Silva')]
+    """
+    if "</" not in text:
+        return []
+    parser = _XmlLeaves()
+    parser.feed(text)
+    parser.close()
+    return parser.leaves

@@ -132,7 +132,7 @@ ACCOUNT_LABELS = (
     r"kundnummer",
     r"numero\s+(?:di\s+)?conto",
     r"conto\s+paziente",
-    r"numero\s+cliente",
+    r"(?:numero|codice)\s+cliente",
     r"n[úu]mero\s+de\s+cuenta",
     r"cuenta\s+(?:del\s+)?paciente",
     r"n[úu]mero\s+da\s+conta",
@@ -242,6 +242,18 @@ def label_pattern(labels: tuple[str, ...]) -> str:
     return rf"(?i:{'|'.join(parts)})"
 
 
+#: keys of a person's name parts in other languages, as `keyed` writes them (lower case, "_" for spaces);
+#: not the words for "name" alone ("nom", "nombre", "nome"), which name products and places as often
+NAME_KEYS = (
+    "prénom", "prenom", "nom_de_famille", "nom_et_prénom", "apellido", "apellidos", "primer_apellido",
+    "nombre_completo", "nombre_y_apellidos", "cognome", "nome_e_cognome", "sobrenome", "nome_completo",
+    "vorname", "nachname", "familienname", "voornaam", "achternaam", "imię", "nazwisko", "imię_i_nazwisko",
+    "soyadı", "soyad", "ad_soyad", "фамилия", "отчество", "фио", "прізвище", "по_батькові", "επώνυμο",
+    "ονοματεπώνυμο", "שם_משפחה", "שם_פרטי", "اسم_العائلة", "الاسم_الكامل", "姓名", "氏名", "성명", "họ_tên",
+    "họ_và_tên", "ชื่อ_นามสกุล", "นามสกุล", "उपनाम",
+)  # fmt: skip
+
+
 #: kind -> one regex alternative of all its labels ("dob", "mrn", "member": member and account ids, "zip")
 LABEL_PATTERNS = {
     "dob": label_pattern(DOB_LABELS),
@@ -256,12 +268,13 @@ _OCR_WORD = re.compile(
     r"(?<![\w-])(?=(?:[A-Za-z]*[0135]){1,2}[A-Za-z]*(?![\w-]))(?=(?:[0135]*[A-Za-z]){3})[A-Za-z]+[0135][A-Za-z0135]*[A-Za-z](?![\w-])"
 )
 _OCR_LETTERS = str.maketrans("0135", "oles")
+_OCR_CAPITALS = str.maketrans("0135", "OIES")  # "B1RTH", "PAT1ENT": a capital I, not an l
 _OCR_LN = re.compile(r"(?<![\w-])ln(?=[a-z]*\b)")  # "lns. ID", "lnsurance": no word starts with "ln"
 
 
 def ocr_fold(text: str) -> str:
     """`text` with OCR confusions inside words undone (same length, so spans found in it hold in `text`):
-    digits read as the letters they stand for, a word-initial "ln" as "In".
+    digits read as the letters they stand for (capitals in a word of capitals), a word-initial "ln" as "In".
 
     Example:
         >>> ocr_fold("Acc0unt #: 443552941, lns. ID: W123")
@@ -269,4 +282,9 @@ def ocr_fold(text: str) -> str:
     """
     if not any(c in text for c in "0135"):
         return text
-    return _OCR_LN.sub("In", _OCR_WORD.sub(lambda m: m.group(0).translate(_OCR_LETTERS), text))
+    return _OCR_LN.sub("In", _OCR_WORD.sub(_ocr_letters, text))
+
+
+def _ocr_letters(m: re.Match) -> str:
+    word = m.group(0)
+    return word.translate(_OCR_CAPITALS if word.isupper() else _OCR_LETTERS)

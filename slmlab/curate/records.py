@@ -9,19 +9,23 @@ from __future__ import annotations
 import re
 from collections.abc import Container
 
-from slmlab.curate.context import ANY_DATE, ANY_ID, DATE8, DIGIT, IDVAL, NOT_NAMES, TIME_AFTER
+from slmlab.curate.context import ANY_DATE, ANY_ID, DATE, DATE8, DIGIT, IDVAL, NOT_NAMES, TIME_AFTER
 
 # Entities that make a record personal; a record is one line (HL7 rows, CSV rows, "name / dob / id" notes).
 _PERSONAL = frozenset({"PERSON", "DATE_OF_BIRTH", "ADDRESS", "ZIP", "ID", "EMAIL", "PHONE", "SSN"})
 # What may stand between two fields of one record: separators only, no words.
 _FIELD_GAP = re.compile(r"[ \t]*(?:[|;^/,+~(]|\)|[–—-](?=[ \t]))?[ \t]*#?")  # "<DOB> #03467123 <ADDRESS>"
-_FIELD_END = re.compile(r"[ \t]*(?:[|;^/,+~()\]\"'.?!]|$)")
+_FIELD_END = re.compile(r"[ \t]*(?:[|;^/,+~()\]\"'.?!]|[–—](?=\s)|$)")
 _FIELD_START = re.compile(r"(?:^|[|;^/,+~(\[\"':])[ \t]*$")
 _HASH_ID = re.compile(
     rf"(?<![\w&])#{IDVAL}"
 )  # "#S43220511": `ANY_ID` skips "#" ids, which are mostly not personal
 # a capitalized word or two, as a name field is written: "|Yuki|" between a last name and a birth date
 _NAME_FIELD = re.compile(r"(?<![\w<'’-])([A-Z][a-z'’]+(?:[ -][A-Z][a-z'’]+)?)(?![\w>'’-])")
+# a date or a zip as a field of a slash-joined record ("Silva/Ana/06/14/1963/W312/55554"), where `ANY_DATE`
+# and `_BESIDE_ZIP` take no value that touches a slash
+_SLASHED_DATE = re.compile(rf"(?<=[^\d\s/]/)({DATE})(?=/(?!\d{{1,2}}/)|(?![\w/-]|\.\d))", re.IGNORECASE)
+_SLASHED_ZIP = re.compile(r"(?<=[\w.]/)(\d{5}(?:-\d{4})?)(?![\w-]|[.,]\d|/\d)")
 _BESIDE_ZIP = re.compile(r"(?<![\w$€£¥#@.,:/+*=×&%-])(\d{5}(?:-\d{4})?)(?![\w%/:@-]|[.,]\d)")
 
 
@@ -55,6 +59,17 @@ def neighbour_spans(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[
             (start_line + m.start(1), start_line + m.end(1), "DATE_OF_BIRTH") for m in ANY_DATE.finditer(line)
         ]
         cands += [(start_line + m.start(1), start_line + m.end(1), "ZIP") for m in _BESIDE_ZIP.finditer(line)]
+        if "/" in line:
+            cands += [
+                (start_line + m.start(1), start_line + m.end(1), ent)
+                for rx, ent in ((_SLASHED_DATE, "DATE_OF_BIRTH"), (_SLASHED_ZIP, "ZIP"))
+                for m in rx.finditer(line)
+            ]
+            cands += [
+                (start_line + s, start_line + e, "ID")
+                for s, e in _slash_run_ids(line)
+                if e - s >= 7 and sum(c.isdigit() for c in line[s:e]) >= 4
+            ]
         cands += [
             (start_line + m.start(1), start_line + m.end(1), "PERSON")
             for m in _NAME_FIELD.finditer(line)
@@ -205,16 +220,19 @@ _SLASH_PART = re.compile(r"[^/,]+")
 _ID_PART = re.compile(IDVAL)
 
 
-def _passage_candidates(text: str):
-    """`(start, end)` of each id-like token, and of each id-like part of a slash-joined run of fields."""
-    spans = {m.span(1) for m in _PASSAGE_ID.finditer(text)}
+def _slash_run_ids(text: str):
+    """`(start, end)` of each id-like part of a slash-joined run of fields that is not a URL or a path."""
     for run in _SLASH_RUN.finditer(text):
         if _URL_TOKEN.match(text, _token_start(text, run.start()), run.end()):
             continue
         for part in _SLASH_PART.finditer(run.group(0)):
             if _ID_PART.fullmatch(part.group(0)):
-                spans.add((run.start() + part.start(), run.start() + part.end()))
-    return sorted(spans)
+                yield run.start() + part.start(), run.start() + part.end()
+
+
+def _passage_candidates(text: str):
+    """`(start, end)` of each id-like token, and of each id-like part of a slash-joined run of fields."""
+    return sorted({m.span(1) for m in _PASSAGE_ID.finditer(text)} | set(_slash_run_ids(text)))
 
 
 def _token_start(text: str, at: int) -> int:
