@@ -294,3 +294,30 @@ def test_round_13_xml_ncpdp_slashed_dates_numbered_answers_ocr_capitals_and_name
     assert _found(q) == ["Chidi", "Okafor"]
     quoted = set(_found("Patient(name='Chidi Okafor', plan='PPO')"))
     assert quoted == {"Chidi Okafor"}  # not the closing quote
+
+
+def test_round_14_ivr_turns_hebrew_persian_labels_loyalty_keys_and_future_date_stamps():
+    from slmlab.curate.engine import ENGINE_DEFAULTS, Engine
+    from slmlab.curate.records import passage_ids
+    from slmlab.curate.redact import PatternRedactor, Pseudonymizer
+
+    ivr = "> Please say or enter your account number.\n< 402660004\n> Thank you. Order 7781 is ready."
+    assert _found(ivr) == ["402660004"]
+    assert "7 November 2018" in _found("שם המטופל: x\nת. לידה: 7 November 2018")
+    assert "22 November 2022" in _found("تاریخ تولد: 22 November 2022")
+    assert "9/13/2024" in _found("اسمي x، وتاريخ ميلادي 9/13/2024.")
+    assert "A1234567" in _found("מס׳ תיק רפואי: A1234567") and "55554" in _found("کد پستی: 55554")
+    assert "2061011345" in _found("Kontonr. für Jürgen Müller: 2061011345")
+    t = "Jürgen Müller, Konto 2061011345; Beleg RE20240219-0042"  # 2061-01-13 has not been: no date stamp
+    assert [t[s:e] for s, e, *_ in passage_ids(t, [(0, 13, "PERSON")])] == ["2061011345"]
+    e = Engine(ENGINE_DEFAULTS, PatternRedactor(), Pseudonymizer("s"))
+    out = e.json_string(
+        '{"pax": [{"surname": "Okafor", "given": "Chidi", "ffn": "379-166566"}], "polNo": "853-317196"}'
+    )[0]
+    assert not any(v in out for v in ("Okafor", "Chidi", "379-166566", "853-317196"))
+    kept = e.json_string('{"ticket": "0162187345521", "fare": {"total": "412.80"}}')[0]
+    assert "0162187345521" in kept and "412.80" in kept
+    assert _found("Madame Fernández,\nNous avons bien reçu") == ["Fernández"]  # accented names, French titles
+    assert set(_found("Me llamo Ana Ruiz y nací el 22.02.2021.")) == {"Ana Ruiz", "22.02.2021"}
+    assert "22 April 2021" in _found("Jan Novák, nar. 22 April 2021")
+    assert "José Núñez" in _found("the patient José Núñez arrived")

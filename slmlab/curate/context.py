@@ -127,7 +127,9 @@ _STATES = (
     "ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR"
 )
 # A person's name: 1-4 capitalized tokens, with the particles and apostrophes of several naming cultures.
-_NAME_TOK = r"(?:[A-Z][a-z'’]*[A-Z]?[a-z'’]*[a-z]|[A-Z]\.|O['’][A-Z][a-z]+|Mc[A-Z][a-z]+)"
+# Latin letters with their accents ("Fernández", "Müller", "Łukasz"); Latin Extended-A mixes both cases
+_UP, _LOW = "A-ZÀ-ÖØ-ÞĀ-ſ", "a-zß-öø-ÿĀ-ſ"
+_NAME_TOK = rf"(?:[{_UP}][{_LOW}'’]*[{_UP}]?[{_LOW}'’]*[{_LOW}]|[A-Z]\.|O['’][A-Z][a-z]+|Mc[A-Z][a-z]+)"
 _PARTICLE = r"(?:de|del|da|dos|das|di|du|van|von|der|den|la|le|bin|binti|ibn|al|el|ben|bint|y|zu)"
 NAME = rf"{_NAME_TOK}(?:(?:[ \t]+|-)(?:{_PARTICLE}[ \t]+|{_PARTICLE}-)?{_NAME_TOK}){{0,3}}"
 _NAME_CUE = (
@@ -135,12 +137,13 @@ _NAME_CUE = (
     r"(?:\b(?:patient|member|passenger|customer|client|caller|user|subscriber|beneficiary|employee|guest|"
     r"traveller|traveler|resident|person|individual|son|daughter|wife|husband|mother|father|spouse)"
     r"(?:'s)?(?:\s+name)?(?:\s+(?:is|was|[:=]))?|"
-    r"\b(?i:my\s+name\s+is|name\s+is|name's|named|called|name\s*[:=]|full\s+name\s*(?:is|[:=])?|"
+    r"\b(?i:my\s+name\s+is|name\s+is|me\s+llamo|mi\s+nombre\s+es|je\s+m['’]appelle|mon\s+nom\s+est|ich\s+hei(?:ße|sse)|"
+    r"mein\s+name\s+ist|mi\s+chiamo|meu\s+nome\s+é|mijn\s+naam\s+is|nazywam\s+się|name's|named|called|name\s*[:=]|full\s+name\s*(?:is|[:=])?|"
     r"(?:patient|passenger|customer|member)(?:'s)?\s+name(?:\s+(?:is|was|[:=]))?|"
     r"with\s+(?:the\s+)?name(?:\s+of)?|under\s+(?:the\s+)?name|"
     r"name\s+of|for\s+(?:a\s+)?patient|surname\s*(?:is|[:=])?|first\s+name\s*(?:is|[:=])?|"
     r"last\s+name\s*(?:is|[:=])?|given\s+name\s*(?:is|[:=])?|family\s+name\s*(?:is|[:=])?|"
-    r"signed|regards|sincerely|thanks|cheers)|\b(?:Mr|Mrs|Ms|Mx|Dr|Miss|Prof|Sir|Madam|Mme|Herr|Frau|Sr|Sra|Pt)\.?)"
+    r"signed|regards|sincerely|thanks|cheers)|\b(?:Mr|Mrs|Ms|Mx|Dr|Miss|Prof|Sir|Madam|Madame|Mme|Mlle|Monsieur|Herr|Frau|Sr|Sra|Srta|Señor|Señora|Signor|Signora|Sig|Sig\.ra|Dott|Pan|Pani|Mevrouw|Mevr|Dhr|Pt)\.?)"
     r"[ \t,:\"']+"  # the name on the same line as its cue
 )
 
@@ -423,8 +426,8 @@ _CLOSING_TAG = re.compile(r"</[\w.-]*:?$")
 # a dialogue turn's speaker: "CALLER> 1509957160", "Patient: it's W123" (a question's answer is the next turn)
 _SPEAKER = re.compile(
     r"[ \t]*(?:\[\d{1,2}:\d{2}(?::\d{2})?\][ \t]*)?"  # "[00:01:33] CALLER: 02.12.2021."
-    r"(?:[A-Za-z][\w .'-]{0,20}?[ \t]*(?:>|:)|\[[A-Za-z][\w .:'-]{0,24}\])[ \t]*"
-)  # "[CALLER]"
+    r"(?:[A-Za-z][\w .'-]{0,20}?[ \t]*(?:>|:)|\[[A-Za-z][\w .:'-]{0,24}\]|[<>](?=[ \t]))[ \t]*"
+)  # "[CALLER]", "< 402660004" (an IVR transcript's caller)
 
 
 def _clause_values(text: str, out: list, cues_taken: set[int], rules: _Rules) -> None:

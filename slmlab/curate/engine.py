@@ -67,7 +67,11 @@ DEFAULT_SECRET_KEYS = (
 )  # fmt: skip
 # Containers that give a plain key its meaning: FHIR HumanName (`name[].family`), Identifier
 # (`identifier[].value`), Address (`address[].line`, `address.city`).
-NAME_PARENTS = frozenset({"name", "names", "patient", "person", "contact", "passenger", "subject"})
+NAME_PARENTS = frozenset(
+    {"name", "names", "patient", "person", "contact", "passenger", "passengers", "pax", "traveler", "travelers",
+     "traveller", "travellers", "guest", "guests", "subject", "insured", "subscriber", "member", "beneficiary",
+     "guarantor", "cardholder", "policyholder", "dependent", "dependents"}
+)  # fmt: skip
 NAME_PARTS = frozenset({"text", "family", "given", "first", "last", "middle", "full", "name"})
 IDENTIFIER_PARENTS = frozenset({"identifier", "identifiers"})
 ADDRESS_PARENTS = frozenset({"address", "addresses", "home_address", "billing_address", "shipping_address"})
@@ -78,7 +82,8 @@ _PERSONAL_ID_KEY = re.compile(
     r"(?:^|_)(?:(?:member|subscriber|beneficiary|policy|insurance|insured|payer|medicare|medicaid|patient|"
     r"account|passport|licen[cs]e|medical_record|med_rec|pat_cntl|patient_control|cardholder)_?(?:id|number|no|num|#)|"
     r"mbi|mrn|ssn|acct|account|afiliado|kundennummer|versichertennummer|mitgliedsnummer|kontonummer|"
-    r"member|subscriber|beneficiary|enrollee|insured|policyholder|guarantor)$"
+    r"member|subscriber|beneficiary|enrollee|insured|policyholder|guarantor|ffn|frequent_flyer(?:_id|_number|_no)?|"
+    r"loyalty_(?:id|number|no))$"
 )
 # Keys that say only "an id": whose it is, their parent says ("subscriber.id", `<Member><Number>`).
 _PLAIN_ID_KEYS = frozenset({"id", "number", "no", "num", "nbr", "identifier"})

@@ -58,7 +58,7 @@ _KEY_ABBREVIATIONS = {
     "mbr": "member", "memb": "member", "acct": "account", "acc": "account", "accnt": "account",
     "nbr": "number", "nmbr": "number", "numb": "number", "pt": "patient", "pat": "patient",
     "ins": "insurance", "subscr": "subscriber", "ref": "id", "zip5": "zip", "zipcod": "zipcode",
-    "nm": "name", "cd": "code", "dt": "date", "brth": "birth", "addr": "address",
+    "nm": "name", "cd": "code", "dt": "date", "brth": "birth", "addr": "address", "pol": "policy",
 }  # fmt: skip
 # Trailing words that say where a value came from, not what it is ("dob_in", "member_id_value").
 _KEY_NOISE = frozenset(

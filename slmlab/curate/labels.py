@@ -16,6 +16,8 @@ import re
 
 #: medical record / patient / chart numbers (Safe Harbor #8)
 MRN_LABELS = (
+    r"מס(?:פר|'|׳)?\s+תיק(?:\s+רפואי)?",  # Hebrew: (medical) file number
+    r"شماره\s+پرونده",  # Persian
     # Dutch, German, Swedish, Danish, Norwegian
     r"pati[eë]nt(?:en)?nummer",
     r"dossiernummer",
@@ -77,6 +79,10 @@ MRN_LABELS = (
 
 #: member / subscriber / policy / insurance card numbers (Safe Harbor #9)
 MEMBER_LABELS = (
+    r"מספר\s+(?:חבר|מבוטח|פוליסה)",  # Hebrew: member, insured, policy number
+    r"ת(?:\.|׳|')\s*ז(?:\.|׳|')?",  # Hebrew: identity card number
+    r"شماره\s+بیمه",  # Persian: insurance number
+    r"کد\s+ملی",  # Persian: national id
     r"polisnummer",
     r"verzekeringsnummer",
     r"versicherungsnummer",
@@ -125,6 +131,9 @@ MEMBER_LABELS = (
 
 #: account numbers, customer and guarantor numbers (Safe Harbor #10)
 ACCOUNT_LABELS = (
+    r"konto-?nr\.?",
+    r"מספר\s+חשבון",  # Hebrew
+    r"شماره\s+حساب",  # Persian
     r"เลขที่บัญชี",  # Thai
     r"rekeningnummer",
     r"klantnummer",
@@ -182,7 +191,8 @@ DOB_LABELS = (
     r"nasci\s+em",
     r"nascid[oa]\s+em",
     r"fecha\s+de\s+nac(?:imiento)?",
-    r"naci[óo](?:\s+el)?",
+    r"nac(?:i[óo]|[íi])(?:\s+el)?",  # "nació el", "nací el"
+    r"nar(?:\.|ozen[áa]?)",  # Czech
     r"f\.\s*nac\.?",
     r"дата\s+рождения",
     r"дата\s+народження",
@@ -190,7 +200,10 @@ DOB_LABELS = (
     r"วัน\s*เดือน\s*ปี\s*เกิด",
     r"родил(?:ся|ась)",
     r"ημερομην[ίι]α\s+γ[έε]ννησης",
-    r"تاريخ\s+(?:الميلاد|الولادة)",
+    r"و?تاريخ\s+(?:الميلاد|الولادة|ميلاد[يه]?)",  # also "my date of birth", after "and" (و)
+    r"تار[يی]خ\s+تولد",  # Persian
+    r"תאריך\s+לידה",  # Hebrew
+    r"ת(?:\.|׳|')\s*לידה",
     r"मेरी\s+जन्म\s+तिथि",
     r"जन्म\s+(?:तिथि|तारीख|दिनांक)",
     r"出生日期",
@@ -203,6 +216,8 @@ DOB_LABELS = (
 
 #: zip / postal codes
 ZIP_LABELS = (
+    r"מיקוד",  # Hebrew
+    r"کد\s+پستی",  # Persian
     r"postcode",
     r"postnummer",
     r"postleitzahl",

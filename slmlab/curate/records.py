@@ -129,6 +129,8 @@ _PHONE_SHAPE = re.compile(
 _OCR_DIGITS = str.maketrans("OoIl", "0011")
 _DATE8_RE = re.compile(DATE8)
 _HEX_TOKEN = re.compile(r"[0-9a-fA-F-]{16,}")  # a trace or request id, a digest, a UUID
+# a document's date stamp: a day that has been (up to the 2030s), not "20610113" of the account 2061011345
+_STAMP_DATE8 = r"(?:19[89]\d|20[0-3]\d)(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
 # A business document's number by its shape: a prefix of two or more letters before a dash ("CLM-000448812",
 # "RE-2024-0571") or a document-type prefix ("ORD448812", "MSG000482913"), a date stamp inside it
 # ("20240219083012", "MZ20250302-0157", "2024031500872"), a carrier's tracking number ("1Z999AA1...").
@@ -138,7 +140,7 @@ _DOCUMENT_NUMBER = re.compile(
     rf"(?i:[A-Za-z]{{2,}}\d*-.*|.*-[A-Za-z]{{2,}}(?:-.*)?"
     r"|(?:ord|inv|clm|ref|msg|tkt|trk|rad|lab|rx|po|so|txn|trx|conf|auth|req|job|lot|sku|doc|est|fac|appt|bkg|"
     r"res|rcpt|inc|chg|err|evt|spec|ship|pkg|ver)[-_]?\d.*"
-    rf"|[A-Za-z]{{0,4}}[-_]?{DATE8}[-_]?\d+|1Z[0-9A-Z]{{16}})"
+    rf"|[A-Za-z]{{0,4}}[-_]?{_STAMP_DATE8}[-_]?\d+|1Z[0-9A-Z]{{16}})"
 )
 # What a passage's other numbers are when a word says so: the agent's, the business's or the task's own.
 _NOT_PERSONAL_LABEL = re.compile(
