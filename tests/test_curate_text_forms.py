@@ -321,3 +321,25 @@ def test_round_14_ivr_turns_hebrew_persian_labels_loyalty_keys_and_future_date_s
     assert set(_found("Me llamo Ana Ruiz y nací el 22.02.2021.")) == {"Ana Ruiz", "22.02.2021"}
     assert "22 April 2021" in _found("Jan Novák, nar. 22 April 2021")
     assert "José Núñez" in _found("the patient José Núñez arrived")
+
+
+def test_round_15_keys_as_labels_of_any_language_speakers_in_any_script_and_records_made_by_an_id():
+    from slmlab.curate.engine import ENGINE_DEFAULTS, Engine
+    from slmlab.curate.redact import PatternRedactor, Pseudonymizer
+
+    e = Engine(ENGINE_DEFAULTS, PatternRedactor(), Pseudonymizer("s"))
+    out = e.json_string(
+        '{"patientennummer": "19324032", "geburtsdatum": "1961-02-03", "postleitzahl": "55554", "auftrag": "A-1123",'
+        ' "ff_number": "318-557702", "claimant_id": "W99476053"}'
+    )[0]
+    assert not any(v in out for v in ("19324032", "1961-02-03", "55554", "318-557702", "W99476053"))
+    assert "A-1123" in out
+    csv = "社員番号,氏名,生年月日,ZIP,部署コード\nE10023,Ana Silva,1961/02/03,55554,D-3021"
+    assert ("zip", "55554") in keyed_fields(csv) and ("生年月日", "1961/02/03") in keyed_fields(csv)
+    hindi = "एजेंट: कृपया अपना नाम और जन्म तिथि बताएं\nग्राहक: x, 06/02/24\nएजेंट: धन्यवाद।"
+    assert "06/02/24" in _found(hindi)
+    assert "05.08.2019" in _found("Data de nasc.: 05.08.2019")
+    assert "254-153858" in _found("Numéro de contrat : 254-153858. Date de naissance")
+    t = "new hire for benefits, name: Ana Silva / 2021-09-06 / 93399 / emp E1234567. Start date 03/17/2025"
+    out = e.text(t)[0]
+    assert not any(v in out for v in ("2021-09-06", "93399", "E1234567")) and "03/17/2025" in out

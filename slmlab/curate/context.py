@@ -76,7 +76,7 @@ IDVAL = (
 
 _DOB_CUE = (
     r"(?i:\b(?:(?:d[o0]b|date\s+of\s+birth|birth\s*-?\s*date|birthday|birth\s+day|born|"
-    r"fecha\s+de\s+nac(?:imiento|\.)?|data\s+de\s+nascimento|geburtsdatum|date\s+de\s+naissance|n[ée](?:e|\(e\))?\s+le|geboren(?:\s+am)?|"
+    r"fecha\s+de\s+nac(?:imiento|\.)?|data\s+de\s+nasc(?:imento|\.)?|geburtsdatum|date\s+de\s+naissance|n[ée](?:e|\(e\))?\s+le|geboren(?:\s+am)?|"
     r"nacid[oa](?:\s+el)?)\b|d\.o\.b\.?))"
 )
 _MRN_CUE = (
@@ -203,7 +203,8 @@ NOT_NAMES = frozenset(
     "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Mon Tue Tues Wed Thu Thur Thurs Fri Sat Sun "
     "Tuesday Wednesday Thursday Friday Saturday Sunday Today Tomorrow Yesterday Basic Economy Business "
     "First Class Regular Gold Silver Premium Standard Unknown None Null True False N/A Date Birth DOB Zip ZIP "
-    "Phone Email Address Last Middle Given Family Surname".split()
+    "Phone Email Address Last Middle Given Family Surname Paciente Paziente Pacjent Cliente Nombre Nome Nom "
+    "Apellido Apellidos".split()
 )
 
 
@@ -426,7 +427,7 @@ _CLOSING_TAG = re.compile(r"</[\w.-]*:?$")
 # a dialogue turn's speaker: "CALLER> 1509957160", "Patient: it's W123" (a question's answer is the next turn)
 _SPEAKER = re.compile(
     r"[ \t]*(?:\[\d{1,2}:\d{2}(?::\d{2})?\][ \t]*)?"  # "[00:01:33] CALLER: 02.12.2021."
-    r"(?:[A-Za-z][\w .'-]{0,20}?[ \t]*(?:>|:)|\[[A-Za-z][\w .:'-]{0,24}\]|[<>](?=[ \t]))[ \t]*"
+    r"(?:[^\W\d_][\w .'\u0900-\u0dff\u0e00-\u0eff-]{0,20}?[ \t]*(?:>|:)|\[[A-Za-z][\w .:'-]{0,24}\]|[<>](?=[ \t]))[ \t]*"
 )  # "[CALLER]", "< 402660004" (an IVR transcript's caller)
 
 

@@ -18,6 +18,7 @@ Usage:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -28,7 +29,7 @@ import polars as pl
 
 from slmlab.curate.context import DATE_RE, NOT_NAMES, context_spans, extend_name
 from slmlab.curate.keyed import canonical_key, keyed_fields, snake_key, xml_fields
-from slmlab.curate.labels import NAME_KEYS
+from slmlab.curate.labels import LABEL_PATTERNS, NAME_KEYS
 from slmlab.curate.records import neighbour_spans, passage_ids
 from slmlab.curate.redact import Pseudonymizer, Redactor, Span, resolve_overlaps
 
@@ -83,7 +84,7 @@ _PERSONAL_ID_KEY = re.compile(
     r"account|passport|licen[cs]e|medical_record|med_rec|pat_cntl|patient_control|cardholder)_?(?:id|number|no|num|#)|"
     r"mbi|mrn|ssn|acct|account|afiliado|kundennummer|versichertennummer|mitgliedsnummer|kontonummer|"
     r"member|subscriber|beneficiary|enrollee|insured|policyholder|guarantor|ffn|frequent_flyer(?:_id|_number|_no)?|"
-    r"loyalty_(?:id|number|no))$"
+    r"(?:ff|loyalty|claimant)_?(?:id|number|no|num))$"
 )
 # Keys that say only "an id": whose it is, their parent says ("subscriber.id", `<Member><Number>`).
 _PLAIN_ID_KEYS = frozenset({"id", "number", "no", "num", "nbr", "identifier"})
@@ -102,6 +103,16 @@ NAME_STOPWORDS = NOT_NAMES | frozenset(
     "Will Mark Bill Grace Hope Joy Faith Rose Art Sky Summer Winter Page Case Chase Hunter Golden Gold "
     "Silver Regular Economy Business Basic".split()
 )
+_LABEL_KEYS = {kind: re.compile(rx) for kind, rx in LABEL_PATTERNS.items()}
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _label_kind(key: str) -> str | None:
+    """The kind of label ("dob", "mrn", "member", "zip") that a whole key is, in any language it has labels in."""
+    words = key.replace("_", " ")
+    return next((kind for kind, rx in _LABEL_KEYS.items() if rx.fullmatch(words)), None)
+
+
 # Entities found once and then replaced wherever they appear again.
 _PROPAGATE = frozenset({"ID", "PERSON", "DATE_OF_BIRTH", "ZIP", "ADDRESS"})
 
@@ -290,7 +301,10 @@ class Engine:
             kept = resolve_overlaps(spans)
             found = [(p.start, p.end, p.entity) for p in kept]
             beside = neighbour_spans(s, found)
-            beside += passage_ids(s, found + [n[:3] for n in beside], self.catalogue)
+            passage = passage_ids(s, found + [n[:3] for n in beside], self.catalogue)
+            if passage:  # "<name> / 2021-09-06 / 93399 / emp E1234567": the id makes the line a record
+                beside += passage
+                beside += neighbour_spans(s, found + [n[:3] for n in beside])
             spans = resolve_overlaps(kept + [Span(*n) for n in beside]) if beside else kept
         if not spans:
             out = (s, [])
@@ -345,6 +359,11 @@ class Engine:
             return "address_key", "CITY"
         if k in self.secret_keys and len(v) >= 6:
             return "secret_key", "SECRET"
+        label = _label_kind(k)  # a key that is a label of another language: "patientennummer", "生年月日"
+        if (label in ("mrn", "member") and _ID_TOKEN.fullmatch(v)) or (label == "dob" and DATE_RE.match(v)):
+            return f"{label}_label_key", "ID" if label != "dob" else "DATE_OF_BIRTH"
+        if label == "zip" and _ZIP_VALUE.match(v):
+            return "zip_label_key", "ZIP"
         return None
 
     def _keyed_string(self, key: str | None, v: str, parent: str = "") -> tuple[str, list[Finding]]:

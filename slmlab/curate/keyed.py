@@ -21,7 +21,7 @@ _KEY_VALUE = re.compile(
     r"""((?:[^"'\n,;|{}:]|:(?=\d)){1,60}?)["']?[ \t]*(?=[,;|}\n]|[ \t]{2}|$)""",  # "11:58" may stay in
     re.MULTILINE,
 )
-_CSV_HEADER_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_ #./-]{0,24}")
+_CSV_HEADER_FIELD = re.compile(r"[^\W\d_][\w #./-]{0,24}")  # "氏名,生年月日,ZIP"
 # logfmt: `status=FOUND acct=70a63a1d7ae4 svc_zip=37440` (space-separated, where `_KEY_VALUE` would read
 # everything after the first "=" as one value)
 _LOGFMT = re.compile(

@@ -79,6 +79,7 @@ MRN_LABELS = (
 
 #: member / subscriber / policy / insurance card numbers (Safe Harbor #9)
 MEMBER_LABELS = (
+    r"(?:num[ée]ro|n[°º])\s*(?:de\s+|du\s+)?contrat",  # French: an insurance contract
     r"מספר\s+(?:חבר|מבוטח|פוליסה)",  # Hebrew: member, insured, policy number
     r"ת(?:\.|׳|')\s*ז(?:\.|׳|')?",  # Hebrew: identity card number
     r"شماره\s+بیمه",  # Persian: insurance number
@@ -172,6 +173,9 @@ ACCOUNT_LABELS = (
 
 #: date of birth
 DOB_LABELS = (
+    r"geburtsdatum",
+    r"date\s+de\s+naissance",
+    r"data\s+de\s+nascimento",
     r"geboortedatum",
     r"geb\.?\s*datum",
     r"geb\.(?:\s+am)?",
@@ -191,6 +195,7 @@ DOB_LABELS = (
     r"nasci\s+em",
     r"nascid[oa]\s+em",
     r"fecha\s+de\s+nac(?:imiento)?",
+    r"data\s+(?:de\s+)?nasc\.",  # Portuguese, abbreviated
     r"nac(?:i[óo]|[íi])(?:\s+el)?",  # "nació el", "nací el"
     r"nar(?:\.|ozen[áa]?)",  # Czech
     r"f\.\s*nac\.?",
