@@ -2,7 +2,7 @@
 with Wilson 95% CI for both back-ends, non-personal values kept), and each value left with its context
 written to `--leaks` (what the next round of rules is made from, once the set has been measured).
 
-    python benchmarks/bench_curate_blind.py blind13 [--leaks FILE]
+    python benchmarks/bench_curate_blind.py blind16 [--leaks FILE]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main(which: str, leaks_file: str) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("which", nargs="?", default="blind13")
+    ap.add_argument("which", nargs="?", default="blind16")
     ap.add_argument("--leaks", default=None)
     a = ap.parse_args()
     main(a.which, a.leaks or f"/tmp/{a.which}_leaks.txt")

@@ -109,15 +109,16 @@ decoys_kept = planted_corpus.find_leaks(check.calls, planted.filter(pl.col("deco
 
 # %% [markdown]
 # The planted corpus was written with the rules in mind. A fairer check is data the redactor was not
-# written against: sentences from templates by an author who never read the rules (`blind13`, the latest
-# of thirteen such sets, never used to change the rules: chat, transcripts, letters, clinical notes, forms,
-# CSV, HL7 / FHIR / X12, OCR'd faxes, 21 snippets in other languages; dates of birth in eleven formats) in
+# written against: sentences from templates by an author who never read the rules (`blind16`, the latest
+# of sixteen such sets, never used to change the rules: chat, IVR and SMS, EOBs, faxes, CSV exports, HL7 /
+# X12 / FHIR, eligibility XML, 37 snippets in other languages; dates of birth in eleven formats) in
 # user turns, FHIR tool results and tool arguments. Recall per kind, with a 95% interval;
 # `benchmarks/bench_curate.py` and `bench_curate_blind.py` cover the other sets, the tau-bench profiles and
-# Presidio's published test sentences. Member ids and accounts stay below 99% (about 0.98 and 0.96 here).
+# Presidio's published test sentences. On this set every kind is found here; on the sets before it member ids
+# scored 0.92-0.99 at first sight, so read one author's 100% as "near", not "solved" (README, curate section).
 
 # %%
-gold_calls, gold = cu.gold.generated_calls(n=GOLD_SESSIONS, seed=0, templates="blind13")
+gold_calls, gold = cu.gold.generated_calls(n=GOLD_SESSIONS, seed=0, templates="blind16")
 gold_check = cu.curate(gold_calls, cu.CurateConfig(salt="gold-check", redactor=REDACTOR))
 cu.gold.leak_table(gold_calls, gold_check.calls, gold)
 

@@ -250,7 +250,7 @@ def _fill(
 
 
 def _blind_sets() -> dict:
-    """The blind template sets (`slmlab/resources/pii_blind_templates.json`): written by fifteen authors who
+    """The blind template sets (`slmlab/resources/pii_blind_templates.json`): written by sixteen authors who
     never read the rules; each set's provenance says how it was used (see the README's curate section)."""
     path = Path(str(resources.files("slmlab") / "resources" / "pii_blind_templates.json"))
     return json.loads(path.read_text(encoding="utf-8"))["sets"]
