@@ -242,11 +242,8 @@ class Engine:
         for s in strings:
             for start, end, entity, _rule in context_spans(s, self.old_dates_before):
                 self.remember(s[start:end], entity)
-            for key, value in keyed_fields(s):  # "dependent_dob: 9/26/2024", CSV rows under "name,dob,mrn"
-                kind = self._keyed_kind(key, "", value)
-                if kind is not None and (kind[1] != "ID" or _ID_TOKEN.fullmatch(value)):
-                    self.remember(value, kind[1])
-            for key, parent, value in xml_fields(s):  # "<Subscriber><Id>W123</Id>", "<Name><Family>"
+            # "dependent_dob: 9/26/2024", CSV rows under "name,dob,mrn"; XML: "<Subscriber><Id>W123</Id>"
+            for key, parent, value in [(k, "", v) for k, v in keyed_fields(s)] + xml_fields(s):
                 kind = self._keyed_kind(key, parent, value)
                 if kind is not None and (kind[1] != "ID" or _ID_TOKEN.fullmatch(value)):
                     self.remember(value, kind[1])

@@ -314,7 +314,7 @@ def _ncpdp_fields(text: str) -> list[tuple[str, str]]:
     out = []
     for m in _NCPDP_FIELD.finditer(text):
         v = m.group(2).strip()
-        if m.group(1) == "C4" and re.fullmatch(DATE8, v) is None and not DATE_RE.match(v):
+        if m.group(1) == "C4" and not DATE_RE.match(v):  # DATE_RE takes CCYYMMDD too
             continue
         if v:
             out.append((_NCPDP_KEYS[m.group(1)], v[:5] if m.group(1) == "CP" else v))
@@ -333,8 +333,7 @@ class _XmlLeaves(HTMLParser):
         self.leaves: list[tuple[str, str, str]] = []
 
     def handle_starttag(self, tag, attrs):
-        raw = self.get_starttag_text() or tag
-        name = _xml_key(re.match(r"<\s*([^\s/>]+)", raw).group(1))
+        name = _xml_key(re.match(r"<\s*([^\s/>]+)", self.get_starttag_text()).group(1))  # its case, kept
         self.leaves += [(_xml_key(a), name, v.strip()) for a, v in attrs if v and v.strip()]
         self.stack.append(name)
         self.text = []

@@ -29,6 +29,11 @@ _SLASHED_ZIP = re.compile(r"(?<=[\w.]/)(\d{5}(?:-\d{4})?)(?![\w-]|[.,]\d|/\d)")
 _BESIDE_ZIP = re.compile(r"(?<![\w$€£¥#@.,:/+*=×&%-])(\d{5}(?:-\d{4})?)(?![\w%/:@-]|[.,]\d)")
 
 
+def _id_field(value: str) -> bool:
+    """Long enough to be a record's identifier field: 7+ characters, 4+ of them digits."""
+    return len(value) >= 7 and sum(c.isdigit() for c in value) >= 4
+
+
 def neighbour_spans(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str, str]]:
     """Values that stand right beside personal values in one record, with only separators between: an
     id-like token is an identifier, a 5-digit number a zip code, a date the birth date (where the line has
@@ -68,7 +73,7 @@ def neighbour_spans(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[
             cands += [
                 (start_line + s, start_line + e, "ID")
                 for s, e in _slash_run_ids(line)
-                if e - s >= 7 and sum(c.isdigit() for c in line[s:e]) >= 4
+                if _id_field(line[s:e])
             ]
         cands += [
             (start_line + m.start(1), start_line + m.end(1), "PERSON")
@@ -79,9 +84,8 @@ def neighbour_spans(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[
             (start_line + m.start(1), start_line + m.end(1), "ID")
             for rx in (ANY_ID, _HASH_ID)
             for m in rx.finditer(line)
-            if m.end(1) - m.start(1) >= 7 and sum(c.isdigit() for c in m.group(1)) >= 4
-            and not ANY_DATE.fullmatch(m.group(1))
-        ]  # fmt: skip
+            if _id_field(m.group(1)) and not ANY_DATE.fullmatch(m.group(1))
+        ]
         for _ in range(2):
             taken = mine + [(s, e, ent) for s, e, ent, _r in found]
             has = {ent for *_, ent in taken}
